@@ -1,0 +1,79 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Server configures the HTTP listener and its lifecycle.
+type Server struct {
+	ListenAddr string `env:"LISTEN_ADDR, default=:8080" desc:"Address the server listens on (llm-proxy serve). Functions listen on PORT when it is set."`
+	Port       string `env:"PORT" desc:"Port set by Knative/OpenFaaS; when set, a function listens on :PORT instead of LISTEN_ADDR."`
+	// ShutdownGrace bounds how long in-flight requests (streams included) may
+	// take to finish after SIGTERM.
+	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE_PERIOD, default=30s" desc:"How long in-flight requests, streams included, may run after SIGTERM before the server closes them."`
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT, default=10s" desc:"Maximum time to read request headers."`
+	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT, default=120s" desc:"Keep-alive idle timeout for client connections."`
+	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI. llm-proxy serve generates one when unset and prints it once."`
+	TrustedProxies    string        `env:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted for the client IP (empty: use the connection's address)."`
+	DataDir           string        `env:"DATA_DIR, default=./data" desc:"Directory for llm-proxy serve's generated files (key file, management token hash)."`
+}
+
+// Addr is the address to listen on: :PORT when PORT is set, else ListenAddr.
+func (s Server) Addr() string {
+	if s.Port != "" {
+		return ":" + s.Port
+	}
+	return s.ListenAddr
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (validated at load).
+func (s Server) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s.TrustedProxies, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, err2 := netip.ParseAddr(f)
+			if err2 != nil {
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (s Server) validate() error {
+	for _, f := range strings.Split(s.TrustedProxies, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(f); err != nil {
+			if _, err := netip.ParseAddr(f); err != nil {
+				return invalid("TRUSTED_PROXIES", "must be comma-separated CIDRs or IP addresses", f)
+			}
+		}
+	}
+	if s.ShutdownGrace < 0 {
+		return invalid("SHUTDOWN_GRACE_PERIOD", "must not be negative", s.ShutdownGrace)
+	}
+	return nil
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `env:"LOG_LEVEL, default=info" desc:"debug, info, warn or error."`
+	Format string `env:"LOG_FORMAT, default=json" desc:"json or text."`
+}
+
+func (l Log) validate() error {
+	if err := oneOf("LOG_LEVEL", l.Level, "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	return oneOf("LOG_FORMAT", l.Format, "json", "text")
+}

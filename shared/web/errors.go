@@ -1,0 +1,115 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+// StatusOf maps an error kind to its HTTP status.
+func StatusOf(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, llmproxy.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, llmproxy.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, llmproxy.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, llmproxy.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, llmproxy.ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, llmproxy.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, llmproxy.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, llmproxy.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, llmproxy.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the management API's error shape.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// WriteError writes err as {"error","code"} with the status of its kind and
+// logs the internal cause once (at error level for 5xx). Messages of errors
+// that are not *llmproxy.Error are replaced by a generic text.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := StatusOf(err)
+	logError(r, log, status, err)
+	WriteJSON(w, status, ErrorBody{Error: llmproxy.ErrorMessage(err), Code: llmproxy.ErrorCode(err)})
+}
+
+// OpenAIError is OpenAI's error envelope, so SDKs raise readable exceptions.
+type OpenAIError struct {
+	Error OpenAIErrorDetail `json:"error"`
+}
+
+// OpenAIErrorDetail is the inner object of OpenAIError.
+type OpenAIErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// WriteOpenAIError writes err in OpenAI's error shape with the status of its
+// kind, and logs the internal cause once.
+func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := StatusOf(err)
+	logError(r, log, status, err)
+	WriteJSON(w, status, OpenAIError{Error: OpenAIErrorDetail{
+		Message: llmproxy.ErrorMessage(err),
+		Type:    openAIType(status),
+		Code:    llmproxy.ErrorCode(err),
+	}})
+}
+
+func openAIType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func logError(r *http.Request, log *slog.Logger, status int, err error) {
+	if log == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("request_id", RequestID(r.Context())),
+		slog.Int("status", status),
+		slog.String("error", err.Error()))
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
