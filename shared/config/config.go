@@ -79,13 +79,13 @@ func oneOf(name, v string, allowed ...string) error {
 	return invalid(name, "must be one of "+strings.Join(allowed, ", "), v)
 }
 
-// cleanEnvconfigError turns envconfig's `Struct.Field("NAME"): …` messages into
-// `NAME: …`, which is what an operator needs.
+// cleanEnvconfigError turns envconfig's `Struct: Field: reason` messages into
+// `NAME: reason`, which is what an operator needs.
 func cleanEnvconfigError(err error) string {
 	msg := err.Error()
-	if i := strings.Index(msg, "(\""); i >= 0 {
-		if j := strings.Index(msg[i:], "\")"); j >= 0 {
-			return msg[i+2:i+j] + msg[i+j+2:]
+	for _, v := range Variables() {
+		if rest, ok := strings.CutPrefix(msg, v.Field+": "); ok {
+			return v.Name + ": " + rest
 		}
 	}
 	return msg

@@ -1,0 +1,130 @@
+// Package deptest enforces the import directions of DESIGN.md: local and the
+// function mains wire; functions use shared and events; no function imports
+// another; shared/llmproxy imports nothing of ours.
+package deptest
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/llm-proxy/llm-proxy/"
+
+type pkgImports map[string]map[string]bool // package dir → imported module-relative paths
+
+func scan(t *testing.T, root string) pkgImports {
+	t.Helper()
+	out := pkgImports{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			name := d.Name()
+			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules" || name == "knative") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		if out[rel] == nil {
+			out[rel] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(p, module) {
+				out[rel][strings.TrimPrefix(p, module)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// function returns the function name of a package dir under functions/, and
+// whether the dir is a deployable main (functions/<fn>/cmd...).
+func function(dir string) (name string, isMain bool, ok bool) {
+	rest, ok := strings.CutPrefix(dir, "functions/")
+	if !ok {
+		return "", false, false
+	}
+	name, sub, _ := strings.Cut(rest, "/")
+	return name, sub == "cmd" || strings.HasPrefix(sub, "cmd/"), true
+}
+
+// violation returns why pkg must not import imp, or "".
+func violation(pkg, imp string) string {
+	switch {
+	case pkg == "shared/llmproxy":
+		return "shared/llmproxy imports only the standard library"
+	case strings.HasPrefix(imp, "local/") && !strings.HasPrefix(pkg, "local/") && pkg != "local":
+		return "only local/ may import local/"
+	case strings.HasPrefix(pkg, "shared/") || pkg == "events" || strings.HasPrefix(pkg, "events/"):
+		if strings.HasPrefix(imp, "functions/") {
+			return "shared/ and events/ must not import functions"
+		}
+	}
+	if fn, isMain, ok := function(pkg); ok {
+		if impFn, _, impIsFn := function(imp); impIsFn && impFn != fn && !isMain {
+			return "a function must not import another function"
+		}
+	}
+	return ""
+}
+
+func TestImportDirections(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("module root not found at %s", root)
+	}
+	for pkg, imps := range scan(t, root) {
+		for imp := range imps {
+			if why := violation(pkg, imp); why != "" {
+				t.Errorf("%s imports %s: %s", pkg, imp, why)
+			}
+		}
+	}
+}
+
+// TestRulesCatchViolations proves the rules are not vacuous.
+func TestRulesCatchViolations(t *testing.T) {
+	tests := []struct {
+		pkg, imp string
+		bad      bool
+	}{
+		{"shared/llmproxy", "shared/store", true},
+		{"functions/proxy", "functions/dispatcher", true},
+		{"functions/proxy/internal/x", "functions/manage-tokens", true},
+		{"functions/proxy", "shared/tokens", false},
+		{"functions/proxy/cmd", "functions/proxy", false},
+		{"shared/store", "functions/proxy", true},
+		{"events", "functions/dispatcher", true},
+		{"functions/proxy", "local/app", true},
+		{"local/app", "functions/proxy", false},
+	}
+	for _, tt := range tests {
+		if got := violation(tt.pkg, tt.imp) != ""; got != tt.bad {
+			t.Errorf("violation(%s → %s) = %v, want %v", tt.pkg, tt.imp, got, tt.bad)
+		}
+	}
+}

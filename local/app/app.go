@@ -1,0 +1,56 @@
+// Package app implements the llm-proxy command line: it reads the
+// configuration once and dispatches to the subcommands.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
+)
+
+const usage = `llm-proxy — a transparent, secure proxy for the OpenAI API
+
+Usage:
+  llm-proxy serve                      start every function in one process (SQLite, in-memory parts)
+  llm-proxy migrate up|down|status|version|rotate-keys
+                                       manage the database schema and re-encrypt upstream keys
+  llm-proxy manage project|token|audit …
+                                       the management API client (llm-proxy manage --help)
+  llm-proxy audit verify               check the audit trail's hash chain
+  llm-proxy dispatch --service file|lunary|helicone|webhook …
+                                       deliver request events from the Redis stream
+  llm-proxy version                    print version and commit
+
+Configuration is read from environment variables; see the README.
+`
+
+// Run executes the command line args and returns the process exit code.
+// lookupEnv is os.LookupEnv in main and a map lookup in tests.
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "manage":
+		return runManage(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "dispatch":
+		return runDispatch(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "llm-proxy %s (commit %s)\n", buildinfo.Version(), buildinfo.Commit())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "llm-proxy: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

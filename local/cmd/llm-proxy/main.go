@@ -1,0 +1,20 @@
+// Command llm-proxy is the single binary: `serve` hosts every function in one
+// process on the embedded default (SQLite, in-memory parts); `migrate`,
+// `manage`, `audit`, `dispatch` and `version` are the operator's tools.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/llm-proxy/llm-proxy/local/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := app.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+func TestDefaultsLoad(t *testing.T) {
+	c, err := Load(context.Background(), envconfig.MapLookuper(nil))
+	if err != nil {
+		t.Fatalf("defaults must be valid: %v", err)
+	}
+	if c.Server.ListenAddr != ":8080" || c.Database.Driver != "sqlite" {
+		t.Fatalf("unexpected defaults: %+v", c.Server)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DB_DRIVER": "mysql"}, "DB_DRIVER"},
+		{map[string]string{"DB_DRIVER": "postgres"}, "DATABASE_URL"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "soon"}, "SHUTDOWN_GRACE_PERIOD"},
+		{map[string]string{"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE"},
+		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"},
+	}
+	for _, tt := range tests {
+		_, err := Load(context.Background(), envconfig.MapLookuper(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v does not name %s", tt.env, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error must be one line: %q", tt.env, err)
+		}
+	}
+}
+
+// TestReadmeTableIsCurrent keeps the README's configuration table in sync
+// with the config structs: every variable, default and description.
+func TestReadmeTableIsCurrent(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReplaceTable(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != string(b) {
+		t.Fatal("README configuration table is out of date: run `make generate`")
+	}
+	for _, v := range Variables() {
+		if v.Description == "" {
+			t.Errorf("%s has no desc tag", v.Name)
+		}
+	}
+}
+
+func TestVariableNamesAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, v := range Variables() {
+		if seen[v.Name] {
+			t.Errorf("%s declared twice", v.Name)
+		}
+		seen[v.Name] = true
+	}
+}
