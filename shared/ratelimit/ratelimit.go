@@ -44,6 +44,10 @@ type Decision struct {
 	// max_requests) or llmproxy.CodeRateLimitExceeded (a window).
 	Code       string
 	RetryAfter time.Duration
+	// Reason is a client-safe sentence naming the limit that refused the
+	// request (e.g. "requests per minute limit of the token (100) reached");
+	// empty when Allowed.
+	Reason string
 	// Requests and Tokens are the tightest request and token windows, for
 	// x-ratelimit-* headers; nil when no such limit applies.
 	Requests *Window

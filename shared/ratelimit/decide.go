@@ -1,0 +1,75 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+// result is one window's state as an implementation read it for a request.
+type result struct {
+	c      check
+	total  int64         // usage counted before this request
+	refuse bool          // this window refuses the request
+	retry  time.Duration // when refused: until enough has left the window
+	reset  time.Duration // until the window is empty (after the request, if admitted)
+	bucket int64         // sub-bucket the request was charged to
+}
+
+// evaluate decides one window: total is the usage before the request.
+func evaluate(r Request, c check, total int64) (refuse, tooLarge bool) {
+	if !c.enforced(r) {
+		return false, false
+	}
+	a := c.amount(r)
+	return total+a > c.limit, a > c.limit
+}
+
+// decision assembles the Decision for the results of one request. quota is
+// true when the lifetime quota refused it.
+func decision(r Request, res []result, allowed, quota bool) Decision {
+	d := Decision{Allowed: allowed}
+	for _, w := range res {
+		used := w.total
+		if allowed {
+			used += w.c.amount(r)
+		}
+		win := Window{Limit: w.c.limit, Remaining: max(w.c.limit-used, 0), Reset: w.reset}
+		if specs[w.c.kind].Tokens {
+			d.Tokens = pickTighter(d.Tokens, win)
+		} else {
+			d.Requests = pickTighter(d.Requests, win)
+		}
+	}
+	if allowed {
+		return d
+	}
+	switch {
+	case quota:
+		d.Code = llmproxy.CodeQuotaExceeded
+		d.RetryAfter = quotaRetryAfter
+		d.Reason = "the token's request quota (max_requests) is exhausted"
+	default:
+		d.Code = llmproxy.CodeRateLimitExceeded
+		for _, w := range res {
+			if w.refuse && w.retry >= d.RetryAfter {
+				d.RetryAfter = w.retry
+				d.Reason = w.c.reason()
+				if a := w.c.amount(r); a > w.c.limit {
+					d.Reason = w.c.tooLarge(a)
+				}
+			}
+		}
+	}
+	d.RetryAfter = max(d.RetryAfter, time.Millisecond)
+	d.Reservation = noReservation{}
+	return d
+}
+
+// noReservation is the Reservation of refused requests and of requests that
+// hold no token budget.
+type noReservation struct{}
+
+func (noReservation) Settle(context.Context, int64) error { return nil }
+func (noReservation) Release(context.Context) error       { return nil }

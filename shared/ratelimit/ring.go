@@ -1,0 +1,104 @@
+package ratelimit
+
+import (
+	"sort"
+	"time"
+)
+
+// ring is the in-memory state of one sliding window: one slot per counted
+// sub-bucket (Buckets+1 of them: the current one and the Buckets before it).
+type ring struct {
+	kind  kind
+	slots []slot
+	last  int64 // newest bucket index seen; time never goes back for a ring
+}
+
+type slot struct{ idx, n int64 }
+
+func newRing(k kind) *ring {
+	return &ring{kind: k, slots: make([]slot, specs[k].Buckets+1), last: -1}
+}
+
+// bucketIndex is the sub-bucket of t for spec s.
+func bucketIndex(t time.Time, s spec) int64 {
+	return t.UnixMilli() / s.Bucket().Milliseconds()
+}
+
+// advance returns the current bucket index: the bucket of now, or the newest
+// bucket already seen when now is behind it (clock steps back).
+func (r *ring) advance(now time.Time) int64 {
+	cur := max(bucketIndex(now, specs[r.kind]), r.last)
+	r.last = cur
+	return cur
+}
+
+func (r *ring) live(s slot, cur int64) bool {
+	return s.n != 0 && s.idx <= cur && s.idx >= cur-specs[r.kind].Buckets
+}
+
+// total is the usage counted at bucket cur.
+func (r *ring) total(cur int64) int64 {
+	var t int64
+	for _, s := range r.slots {
+		if r.live(s, cur) {
+			t += s.n
+		}
+	}
+	return t
+}
+
+// idle reports whether nothing is counted any more at bucket cur.
+func (r *ring) idle(cur int64) bool { return r.last < cur-specs[r.kind].Buckets }
+
+func (r *ring) add(cur, n int64) {
+	i := cur % int64(len(r.slots))
+	if r.slots[i].idx != cur {
+		r.slots[i] = slot{idx: cur}
+	}
+	r.slots[i].n += n
+}
+
+// refund takes back up to n from bucket idx while it is still counted.
+func (r *ring) refund(idx, cur, n int64) {
+	i := idx % int64(len(r.slots))
+	if s := r.slots[i]; s.idx == idx && r.live(s, cur) {
+		r.slots[i].n -= min(n, s.n)
+	}
+}
+
+// expiry is when bucket idx stops being counted.
+func expiry(idx int64, s spec) int64 { return (idx + s.Buckets + 1) * s.Bucket().Milliseconds() }
+
+// retryAfter is how long until need units have left the window.
+func (r *ring) retryAfter(cur, need int64, now time.Time) time.Duration {
+	s := specs[r.kind]
+	live := make([]slot, 0, len(r.slots))
+	for _, sl := range r.slots {
+		if r.live(sl, cur) {
+			live = append(live, sl)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].idx < live[j].idx })
+	var freed int64
+	for _, sl := range live {
+		freed += sl.n
+		if freed >= need {
+			return time.Duration(expiry(sl.idx, s)-now.UnixMilli()) * time.Millisecond
+		}
+	}
+	return s.Size
+}
+
+// resetIn is how long until the window is empty again.
+func (r *ring) resetIn(cur int64, now time.Time) time.Duration {
+	newest := int64(-1)
+	for _, sl := range r.slots {
+		if r.live(sl, cur) && sl.n > 0 && sl.idx > newest {
+			newest = sl.idx
+		}
+	}
+	if newest < 0 {
+		return 0
+	}
+	return time.Duration(expiry(newest, specs[r.kind])-now.UnixMilli()) * time.Millisecond
+}
