@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS settings;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS tokens;
+DROP TABLE IF EXISTS projects;
