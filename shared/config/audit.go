@@ -1,6 +1,28 @@
 package config
 
-// Audit configures the audit part. Fields are added by the issue that builds it.
-type Audit struct{}
+import "time"
 
-func (x Audit) validate() error { return nil }
+// Audit configures the audit trail of management actions.
+type Audit struct {
+	Enabled   bool   `env:"AUDIT_ENABLED, default=true" desc:"Record every management action (success, failure, denied) in the audit trail."`
+	LogFile   string `env:"AUDIT_LOG_FILE" desc:"Also append audit records as JSON lines to this file (empty: database only)."`
+	CreateDir bool   `env:"AUDIT_CREATE_DIR, default=true" desc:"Create the directory of AUDIT_LOG_FILE when it does not exist."`
+	StoreInDB bool   `env:"AUDIT_STORE_IN_DB, default=true" desc:"Store audit records in the database (hash-chained, checked by llm-proxy audit verify). When false, only AUDIT_LOG_FILE receives them."`
+	// AuthFailureLimit and AuthFailureWindow are the per-client-IP budget of
+	// failed management authentications before requests get 429.
+	AuthFailureLimit  int           `env:"MANAGEMENT_AUTH_FAILURE_LIMIT, default=10" desc:"Failed management-token attempts allowed per client IP within MANAGEMENT_AUTH_FAILURE_WINDOW before further attempts get 429."`
+	AuthFailureWindow time.Duration `env:"MANAGEMENT_AUTH_FAILURE_WINDOW, default=1m" desc:"Window of the management authentication failure budget."`
+}
+
+func (x Audit) validate() error {
+	if x.Enabled && !x.StoreInDB && x.LogFile == "" {
+		return invalid("AUDIT_STORE_IN_DB", "false requires AUDIT_LOG_FILE (else audit records go nowhere; set AUDIT_ENABLED=false to disable auditing)", x.StoreInDB)
+	}
+	if x.AuthFailureLimit < 1 {
+		return invalid("MANAGEMENT_AUTH_FAILURE_LIMIT", "must be at least 1", x.AuthFailureLimit)
+	}
+	if x.AuthFailureWindow < time.Second {
+		return invalid("MANAGEMENT_AUTH_FAILURE_WINDOW", "must be at least 1s", x.AuthFailureWindow)
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+// Package audit records management actions: it builds audit events with the
+// common facts of a request (actor, request id, client ip, method, path, user
+// agent, time), appends them to the database through the store (in the same
+// transaction as the change they record, via the store's audit callbacks) and,
+// when configured, to a JSON-lines file. Verify walks the stored hash chain
+// and reports the first broken link.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/store"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// Actor names.
+const (
+	ActorManagementAPI = "management_api"
+	ActorAdminUI       = "admin_ui"
+	ActorSystem        = "system"
+	ActorAnonymous     = "anonymous"
+)
+
+// maxLineBytes bounds one JSONL record; larger details are replaced by a note.
+const maxLineBytes = 64 << 10
+
+// maxUserAgent bounds the stored user agent.
+const maxUserAgent = 512
+
+// Actor is who performed an action and the request facts recorded with it.
+type Actor struct {
+	Name      string // ActorManagementAPI, ActorAdminUI, …
+	RequestID string
+	ClientIP  string
+	Method    string
+	Path      string
+	UserAgent string
+}
+
+// Options configure a Recorder.
+type Options struct {
+	// Store receives records (AppendAudit for stand-alone records). Nil, or
+	// StoreInDB false, keeps records out of the database.
+	Store store.Store
+	// Disabled turns auditing off entirely (AUDIT_ENABLED=false).
+	Disabled bool
+	// StoreInDB writes records to the database (AUDIT_STORE_IN_DB).
+	StoreInDB bool
+	// File, when set, receives every record as one JSON line (AUDIT_LOG_FILE).
+	File string
+	// CreateDir creates File's directory when missing (AUDIT_CREATE_DIR).
+	CreateDir bool
+	// TrustedProxies decide whether X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	Clock          func() time.Time
+	Log            *slog.Logger
+}
+
+// Recorder builds and writes audit records. It is safe for concurrent use.
+type Recorder struct {
+	store     store.Store
+	enabled   bool
+	storeInDB bool
+	trusted   []netip.Prefix
+	clock     func() time.Time
+	log       *slog.Logger
+
+	mu   sync.Mutex
+	file *os.File
+}
+
+// NewRecorder opens the audit file (when configured) and returns a Recorder.
+func NewRecorder(o Options) (*Recorder, error) {
+	r := &Recorder{
+		store:     o.Store,
+		enabled:   !o.Disabled,
+		storeInDB: !o.Disabled && o.StoreInDB && o.Store != nil,
+		trusted:   o.TrustedProxies,
+		clock:     o.Clock,
+		log:       o.Log,
+	}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.enabled && o.File != "" {
+		if o.CreateDir {
+			if err := os.MkdirAll(filepath.Dir(o.File), 0o750); err != nil {
+				return nil, fmt.Errorf("audit: create directory of AUDIT_LOG_FILE: %w", err)
+			}
+		}
+		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("audit: open AUDIT_LOG_FILE: %w", err)
+		}
+		r.file = f
+	}
+	return r, nil
+}
+
+// Enabled reports whether records are written anywhere.
+func (r *Recorder) Enabled() bool { return r != nil && r.enabled }
+
+// StoresInDB reports whether records go to the database (and so whether store
+// audit callbacks should be passed).
+func (r *Recorder) StoresInDB() bool { return r != nil && r.storeInDB }
+
+// ActorFrom returns the actor of an HTTP request: the client IP honours
+// X-Forwarded-For only from trusted proxies.
+func (r *Recorder) ActorFrom(req *http.Request, name string) Actor {
+	var trusted []netip.Prefix
+	if r != nil {
+		trusted = r.trusted
+	}
+	ua := req.UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+	}
+	return Actor{
+		Name:      name,
+		RequestID: web.RequestID(req.Context()),
+		ClientIP:  web.ClientIP(req, trusted),
+		Method:    req.Method,
+		Path:      req.URL.Path,
+		UserAgent: ua,
+	}
+}
+
+// Event returns a new record for action by a, with a fresh id and the current
+// time (truncated to microseconds, as the stores keep it).
+func (r *Recorder) Event(a Actor, action, outcome string, details map[string]any) llmproxy.AuditEvent {
+	now := time.Now
+	if r != nil {
+		now = r.clock
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	actor := a.Name
+	if actor == "" {
+		actor = ActorAnonymous
+	}
+	return llmproxy.AuditEvent{
+		ID:        uuid.NewString(),
+		Timestamp: now().UTC().Truncate(time.Microsecond),
+		Action:    action,
+		Actor:     actor,
+		Outcome:   outcome,
+		RequestID: a.RequestID,
+		ClientIP:  a.ClientIP,
+		Method:    a.Method,
+		Path:      a.Path,
+		UserAgent: a.UserAgent,
+		Details:   details,
+	}
+}
+
+// Record writes a stand-alone record (an action that changed nothing: a read,
+// a validation failure, a denied attempt) to the database and the file.
+// Failures are logged and returned; callers usually carry on.
+func (r *Recorder) Record(ctx context.Context, e llmproxy.AuditEvent) error {
+	if !r.Enabled() {
+		return nil
+	}
+	var err error
+	if r.storeInDB {
+		if _, err = r.store.AppendAudit(ctx, e); err != nil {
+			r.log.ErrorContext(ctx, "audit: store record", "action", e.Action, "audit_id", e.ID, "error", err)
+			err = fmt.Errorf("audit: append %s: %w", e.Action, err)
+		}
+	}
+	r.WriteFile(e)
+	return err
+}
+
+// WriteFile appends e to the JSON-lines file, when one is configured. Records
+// written by the store in a transaction reach the file through this method
+// after the store call returned.
+func (r *Recorder) WriteFile(e llmproxy.AuditEvent) {
+	if !r.Enabled() || r.file == nil {
+		return
+	}
+	line, err := json.Marshal(FileRecord(e))
+	if err != nil || len(line) > maxLineBytes {
+		fr := FileRecord(e)
+		fr.Details = map[string]any{"note": "details omitted: too large or not encodable"}
+		line, _ = json.Marshal(fr)
+	}
+	line = append(line, '\n')
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.file == nil {
+		return
+	}
+	if _, err := r.file.Write(line); err != nil {
+		r.log.Error("audit: write AUDIT_LOG_FILE", "error", err)
+	}
+}
+
+// Close syncs and closes the file.
+func (r *Recorder) Close() error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.file == nil {
+		return nil
+	}
+	err := errors.Join(r.file.Sync(), r.file.Close())
+	r.file = nil
+	return err
+}
+
+// FileEvent is the JSON form of a record, in the file and in API responses
+// (the original's field names, with details as an object).
+type FileEvent struct {
+	ID            string         `json:"id"`
+	Seq           int64          `json:"seq,omitempty"`
+	Timestamp     time.Time      `json:"timestamp"`
+	Action        string         `json:"action"`
+	Actor         string         `json:"actor"`
+	Outcome       string         `json:"outcome"`
+	Result        string         `json:"result"`
+	ProjectID     string         `json:"project_id,omitempty"`
+	TokenID       string         `json:"token_id,omitempty"`
+	RequestID     string         `json:"request_id,omitempty"`
+	CorrelationID string         `json:"correlation_id,omitempty"`
+	ClientIP      string         `json:"client_ip,omitempty"`
+	Method        string         `json:"method,omitempty"`
+	Path          string         `json:"path,omitempty"`
+	UserAgent     string         `json:"user_agent,omitempty"`
+	Reason        string         `json:"reason,omitempty"`
+	Details       map[string]any `json:"details"`
+	PrevHash      string         `json:"prev_hash,omitempty"`
+	Hash          string         `json:"hash,omitempty"`
+}
+
+// FileRecord converts e to its JSON form.
+func FileRecord(e llmproxy.AuditEvent) FileEvent {
+	d := e.Details
+	if d == nil {
+		d = map[string]any{}
+	}
+	return FileEvent{
+		ID: e.ID, Seq: e.Seq, Timestamp: e.Timestamp.UTC(), Action: e.Action, Actor: e.Actor,
+		Outcome: e.Outcome, Result: e.Outcome, ProjectID: e.ProjectID, TokenID: e.TokenID,
+		RequestID: e.RequestID, CorrelationID: e.CorrelationID, ClientIP: e.ClientIP,
+		Method: e.Method, Path: e.Path, UserAgent: e.UserAgent, Reason: e.Reason,
+		Details: d, PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+}
