@@ -1,0 +1,275 @@
+// Package mgmtauth guards the management API with the management token:
+// `Authorization: Bearer <token>` (scheme case-insensitive), compared in
+// constant time, with a per-client-IP budget of failed attempts (then 429 with
+// Retry-After) and an audit record for every denied attempt.
+package mgmtauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/audit"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// Verifier reports whether token is the management token. It must compare in
+// constant time.
+type Verifier func(token string) bool
+
+// StaticToken verifies against a configured plaintext token. Both sides are
+// HMAC'd under a random per-process key before a constant-time comparison, so
+// neither content nor length leaks through timing. An empty configured token
+// accepts nothing.
+func StaticToken(token string) Verifier {
+	var key [32]byte
+	_, _ = rand.Read(key[:])
+	mac := func(s string) []byte {
+		h := hmac.New(sha256.New, key[:])
+		h.Write([]byte(s))
+		return h.Sum(nil)
+	}
+	want := mac(token)
+	empty := token == ""
+	return func(got string) bool {
+		ok := hmac.Equal(mac(got), want)
+		return ok && !empty && got != ""
+	}
+}
+
+// SHA256Token verifies against the hex SHA-256 of the token (how llm-proxy
+// serve keeps a generated management token). The comparison is constant-time
+// over fixed-length digests.
+func SHA256Token(hexDigest string) Verifier {
+	want, err := hex.DecodeString(strings.ToLower(strings.TrimSpace(hexDigest)))
+	if err != nil || len(want) != sha256.Size {
+		return func(string) bool { return false }
+	}
+	return func(got string) bool {
+		sum := sha256.Sum256([]byte(got))
+		return subtle.ConstantTimeCompare(sum[:], want) == 1 && got != ""
+	}
+}
+
+// Options configure an Auth.
+type Options struct {
+	// Recorder receives audit records of denied attempts (may be nil).
+	Recorder *audit.Recorder
+	// ActorName names the caller in audit records (default management_api).
+	ActorName string
+	// FailureLimit is how many failures one client IP may have within
+	// FailureWindow before it gets 429 (default 10 per minute).
+	FailureLimit  int
+	FailureWindow time.Duration
+	// MaxClients bounds the memory of the failure budget (default 10000 IPs).
+	MaxClients int
+	Clock      func() time.Time
+	Log        *slog.Logger
+}
+
+// Auth checks management credentials.
+type Auth struct {
+	verify Verifier
+	o      Options
+
+	mu      sync.Mutex
+	clients map[string]*budget
+}
+
+type budget struct {
+	failures int
+	start    time.Time
+	audited  bool // the block has been audited once
+}
+
+// New returns an Auth that accepts tokens for which verify returns true.
+func New(verify Verifier, o Options) *Auth {
+	if o.ActorName == "" {
+		o.ActorName = audit.ActorManagementAPI
+	}
+	if o.FailureLimit <= 0 {
+		o.FailureLimit = 10
+	}
+	if o.FailureWindow <= 0 {
+		o.FailureWindow = time.Minute
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 10000
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Auth{verify: verify, o: o, clients: map[string]*budget{}}
+}
+
+// Error messages (the original's for 401).
+const (
+	msgMissing = "missing or invalid Authorization header"
+	msgInvalid = "invalid management token"
+	msgBlocked = "too many failed authentication attempts; retry later"
+)
+
+// Wrap requires a valid management token before next runs.
+func (a *Auth) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := BearerToken(r.Header.Get("Authorization"))
+		var err error
+		if !ok {
+			err = a.Check(r, "", false)
+		} else {
+			err = a.Check(r, token, true)
+		}
+		if err != nil {
+			writeDenied(w, r, a.o.Log, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// RetryAfterError is returned when a client's failure budget is spent.
+type RetryAfterError struct {
+	Err        *llmproxy.Error
+	RetryAfter time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+
+// Unwrap exposes the *llmproxy.Error (kind ErrRateLimited).
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// Check verifies token for the client of r, applying the failure budget and
+// auditing denials; present=false means no usable credentials were sent. It
+// returns nil, an unauthorized *llmproxy.Error, or a *RetryAfterError. The
+// admin UI's sign-in uses it with the submitted form value.
+func (a *Auth) Check(r *http.Request, token string, present bool) error {
+	actor := a.o.Recorder.ActorFrom(r, a.o.ActorName)
+	now := a.o.Clock()
+	if wait, first := a.blocked(actor.ClientIP, now); wait > 0 {
+		err := &RetryAfterError{
+			Err:        llmproxy.E(llmproxy.ErrRateLimited, llmproxy.CodeRateLimitExceeded, msgBlocked),
+			RetryAfter: wait,
+		}
+		if first {
+			a.audit(r.Context(), actor, msgBlocked, map[string]any{"failure_limit": a.o.FailureLimit,
+				"window_seconds": int(a.o.FailureWindow / time.Second)})
+		}
+		return err
+	}
+	if present && a.verify(token) {
+		a.succeeded(actor.ClientIP)
+		return nil
+	}
+	msg := msgInvalid
+	if !present {
+		msg = msgMissing
+	}
+	n := a.failed(actor.ClientIP, now)
+	a.audit(r.Context(), actor, msg, map[string]any{"failures_in_window": n})
+	return llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeUnauthorized, msg)
+}
+
+func (a *Auth) audit(ctx context.Context, actor audit.Actor, reason string, details map[string]any) {
+	rec := a.o.Recorder
+	if !rec.Enabled() {
+		return
+	}
+	e := rec.Event(actor, "management.auth", llmproxy.OutcomeDenied, details)
+	e.Reason = reason
+	_ = rec.Record(context.WithoutCancel(ctx), e)
+}
+
+// blocked returns how long ip must wait, and whether this is the first
+// refused attempt of the block (which is audited; later ones are not, so an
+// attacker cannot flood the audit trail).
+func (a *Auth) blocked(ip string, now time.Time) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.clients[ip]
+	if b == nil {
+		return 0, false
+	}
+	end := b.start.Add(a.o.FailureWindow)
+	if !now.Before(end) {
+		delete(a.clients, ip)
+		return 0, false
+	}
+	if b.failures < a.o.FailureLimit {
+		return 0, false
+	}
+	first := !b.audited
+	b.audited = true
+	return end.Sub(now), first
+}
+
+func (a *Auth) failed(ip string, now time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.clients[ip]
+	if b == nil || !now.Before(b.start.Add(a.o.FailureWindow)) {
+		if len(a.clients) >= a.o.MaxClients {
+			a.evict(now)
+		}
+		b = &budget{start: now}
+		a.clients[ip] = b
+	}
+	b.failures++
+	return b.failures
+}
+
+func (a *Auth) succeeded(ip string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.clients, ip)
+}
+
+// evict drops expired entries; when none expired it drops arbitrary ones
+// until there is room (the memory bound wins over an attacker with many IPs).
+func (a *Auth) evict(now time.Time) {
+	for ip, b := range a.clients {
+		if !now.Before(b.start.Add(a.o.FailureWindow)) {
+			delete(a.clients, ip)
+		}
+	}
+	for ip := range a.clients {
+		if len(a.clients) < a.o.MaxClients {
+			break
+		}
+		delete(a.clients, ip)
+	}
+}
+
+// BearerToken extracts the token of an `Authorization: Bearer <token>`
+// header; the scheme is matched case-insensitively.
+func BearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func writeDenied(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if ra, ok := err.(*RetryAfterError); ok {
+		secs := int((ra.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		web.WriteError(w, r, log, ra.Err)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="llm-proxy management"`)
+	web.WriteError(w, r, log, err)
+}
