@@ -16,7 +16,9 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/secrets"
 	"github.com/llm-proxy/llm-proxy/shared/store"
+	"github.com/llm-proxy/llm-proxy/shared/tokens"
 )
 
 // Actor is who performs an action (see audit.Actor).
@@ -52,12 +54,13 @@ type Deps struct {
 	Clock func() time.Time
 	Log   *slog.Logger
 
-	// GenerateToken makes a new plaintext token (tokens.Generate).
-	GenerateToken func() (string, error) // required
-	// TokenHint masks a plaintext token for display (tokens.Hint).
-	TokenHint func(token string) string // required
-	// MaskAPIKey masks an upstream key for display (secrets.MaskAPIKey).
-	MaskAPIKey func(key string) string // required
+	// GenerateToken makes a new plaintext token (default tokens.Generate).
+	GenerateToken func() (string, error)
+	// TokenHint masks a plaintext token for display (default tokens.Hint).
+	TokenHint func(token string) string
+	// MaskAPIKey masks an upstream key for display (default
+	// secrets.MaskAPIKey).
+	MaskAPIKey func(key string) string
 }
 
 // Service implements the management actions.
@@ -76,8 +79,17 @@ type Service struct {
 // New returns a Service. It panics when a required dependency is missing,
 // since that is a wiring error.
 func New(d Deps) *Service {
-	if d.Store == nil || d.Keyring == nil || d.GenerateToken == nil || d.TokenHint == nil || d.MaskAPIKey == nil {
-		panic("management.New: Store, Keyring, GenerateToken, TokenHint and MaskAPIKey are required")
+	if d.Store == nil || d.Keyring == nil {
+		panic("management.New: Store and Keyring are required")
+	}
+	if d.GenerateToken == nil {
+		d.GenerateToken = tokens.Generate
+	}
+	if d.TokenHint == nil {
+		d.TokenHint = tokens.Hint
+	}
+	if d.MaskAPIKey == nil {
+		d.MaskAPIKey = secrets.MaskAPIKey
 	}
 	s := &Service{
 		store: d.Store, keyring: d.Keyring, inv: d.Invalidator, rec: d.Audit,
