@@ -247,3 +247,10 @@ func (s *Service) invalidateProject(ctx context.Context, id string) {
 		s.log.WarnContext(ctx, "invalidate project validation cache", "project_id", id, "error", err)
 	}
 }
+
+// Reject records a failed action whose request never reached the service's
+// validation (e.g. an unreadable body) and returns err, so that every
+// attempt leaves an audit record.
+func (s *Service) Reject(ctx context.Context, a Actor, action string, err error) error {
+	return s.fail(ctx, a, action, err, nil)
+}

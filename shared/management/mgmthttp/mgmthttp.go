@@ -1,0 +1,124 @@
+// Package mgmthttp holds the HTTP details shared by the management functions
+// (manage-projects, manage-tokens): JSON errors for the mux's own 404/405,
+// method-not-allowed handlers with an explicit Allow, list headers
+// (X-Total-Count and RFC 8288 Link) and the request actor.
+package mgmthttp
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/llm-proxy/llm-proxy/shared/audit"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// JSONErrors serves mux, but answers requests the mux itself rejects (no
+// route: 404; known path, other method: 405 with Allow) with the management
+// API's JSON error body instead of the mux's plain text.
+func JSONErrors(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			if allow := probe.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed, "method not allowed"))
+		case http.StatusNotFound, 0:
+			web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "not found"))
+		default:
+			// Redirects and the like: replay what the mux decided.
+			for k, v := range probe.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(probe.status)
+		}
+	})
+}
+
+// headerProbe records what a plain-text mux handler would answer.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+func (p *headerProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+func (p *headerProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// MethodNotAllowed answers 405 with the given Allow header as JSON.
+func MethodNotAllowed(allow string, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed, "method not allowed"))
+	}
+}
+
+// NoStore marks every response as not cacheable (they may carry a token once)
+// and makes sure a request id exists when no outer middleware set one.
+func NoStore(next http.Handler) http.Handler {
+	withID := web.WithRequestID(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if web.RequestID(r.Context()) == "" {
+			withID.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Actor is the management API caller of r.
+func Actor(svc *management.Service, r *http.Request) audit.Actor {
+	return svc.Recorder().ActorFrom(r, audit.ActorManagementAPI)
+}
+
+// SetListHeaders sets X-Total-Count and an RFC 8288 Link header with first,
+// prev, next and last pages of the list at r's URL.
+func SetListHeaders(w http.ResponseWriter, r *http.Request, p management.Pagination) {
+	w.Header().Set("X-Total-Count", strconv.Itoa(p.TotalCount))
+	if l := LinkHeader(r.URL, p); l != "" {
+		w.Header().Set("Link", l)
+	}
+}
+
+// LinkHeader renders the Link header value for pagination p at u.
+func LinkHeader(u *url.URL, p management.Pagination) string {
+	last := max(p.TotalPages, 1)
+	link := func(page int, rel string) string {
+		q := u.Query()
+		q.Set("page", strconv.Itoa(page))
+		q.Set("page_size", strconv.Itoa(p.PageSize))
+		return fmt.Sprintf(`<%s?%s>; rel="%s"`, u.EscapedPath(), q.Encode(), rel)
+	}
+	parts := []string{link(1, "first")}
+	if p.HasPrev {
+		parts = append(parts, link(min(p.Page-1, last), "prev"))
+	}
+	if p.HasNext {
+		parts = append(parts, link(p.Page+1, "next"))
+	}
+	parts = append(parts, link(last, "last"))
+	return strings.Join(parts, ", ")
+}
