@@ -1,0 +1,273 @@
+package usage
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+type got struct {
+	raw  string
+	ev   string
+	data string
+	has  bool
+}
+
+func parseAll(t testing.TB, chunks ...string) ([]got, *Parser) {
+	t.Helper()
+	p := NewParser(0)
+	var out []got
+	for _, c := range chunks {
+		if err := p.Feed([]byte(c), func(raw []byte, ev Event) {
+			out = append(out, got{string(raw), ev.Event, string(ev.Data), ev.HasData})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out, p
+}
+
+func TestParser(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []got
+	}{
+		{"lf", []string{"data: a\n\ndata: b\n\n"}, []got{{"data: a\n\n", "", "a", true}, {"data: b\n\n", "", "b", true}}},
+		{"crlf", []string{"data: a\r\n\r\n"}, []got{{"data: a\r\n\r\n", "", "a", true}}},
+		{"cr", []string{"data: a\r\r"}, []got{{"data: a\r\r", "", "a", true}}},
+		// A bare \r at the end of a chunk ends the line at once; a \n that
+		// follows belongs to it and is passed on with the next event.
+		{"crlf split", []string{"data: a\r", "\n\r", "\n"}, []got{{"data: a\r\n\r", "", "a", true}}},
+		{"multiline", []string{"event: x\ndata: 1\ndata:2\n\n"}, []got{{"event: x\ndata: 1\ndata:2\n\n", "x", "1\n2", true}}},
+		{"comment only", []string{": keep-alive\n\n"}, []got{{": keep-alive\n\n", "", "", false}}},
+		{"byte by byte", strings.Split("data: {\"a\":1}\n\n", ""), []got{{"data: {\"a\":1}\n\n", "", "{\"a\":1}", true}}},
+		{"bom", []string{"\xEF\xBB", "\xBFdata: a\n\n"}, []got{{"\xEF\xBB\xBFdata: a\n\n", "", "a", true}}},
+		{"incomplete", []string{"data: a\n"}, nil},
+		{"no space", []string{"data:x\n\n"}, []got{{"data:x\n\n", "", "x", true}}},
+		{"field only", []string{"data\n\n"}, []got{{"data\n\n", "", "", true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := parseAll(t, tt.chunks...)
+			if fmt.Sprint(out) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %+v\nwant %+v", out, tt.want)
+			}
+		})
+	}
+}
+
+func TestParserBoundAndPending(t *testing.T) {
+	p := NewParser(64)
+	err := p.Feed([]byte("data: "+strings.Repeat("x", 100)), func([]byte, Event) {})
+	if err != ErrEventTooLarge {
+		t.Fatalf("err = %v", err)
+	}
+	if p.Feed([]byte("\n\n"), func([]byte, Event) {}) != ErrEventTooLarge {
+		t.Fatal("parser should stay broken")
+	}
+	_, q := parseAll(t, "data: a\n\ndata: partial")
+	if string(q.Pending()) != "data: partial" {
+		t.Fatalf("pending = %q", q.Pending())
+	}
+}
+
+// FuzzSSEParser checks that any split of any input yields the same events
+// as feeding it whole, that raw bytes concatenate back to the input, and that
+// the parser never panics or exceeds its bound.
+func FuzzSSEParser(f *testing.F) {
+	f.Add([]byte("data: a\n\n"), 3)
+	f.Add([]byte("data: a\r\n\r\ndata: b\r\r: c\n\n"), 1)
+	f.Add([]byte("event: response.completed\ndata: {\"response\":{\"usage\":{\"input_tokens\":1}}}\n\n"), 7)
+	f.Add([]byte("\xEF\xBB\xBFdata:x\ndata:y\n\n"), 2)
+	f.Add([]byte("\r\n\r\n\n\r"), 1)
+	f.Fuzz(func(t *testing.T, in []byte, split int) {
+		whole := NewParser(1 << 16)
+		var a []string
+		var rawA bytes.Buffer
+		errA := whole.Feed(in, func(raw []byte, ev Event) {
+			rawA.Write(raw)
+			a = append(a, ev.Event+"\x00"+string(ev.Data))
+		})
+		if split <= 0 {
+			split = 1
+		}
+		parts := NewParser(1 << 16)
+		var b []string
+		var rawB bytes.Buffer
+		var errB error
+		for i := 0; i < len(in) && errB == nil; i += split {
+			errB = parts.Feed(in[i:min(i+split, len(in))], func(raw []byte, ev Event) {
+				rawB.Write(raw)
+				b = append(b, ev.Event+"\x00"+string(ev.Data))
+			})
+		}
+		if errA != nil || errB != nil {
+			return
+		}
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("split %d changed events:\n%q\n%q", split, a, b)
+		}
+		rawA.Write(whole.Pending())
+		if !bytes.Equal(rawA.Bytes(), in) {
+			t.Fatalf("raw bytes do not add up to the input:\n%q\n%q", rawA.Bytes(), in)
+		}
+		Stream := NewStream(128)
+		for _, e := range a {
+			_, data, _ := strings.Cut(e, "\x00")
+			Stream.Observe([]byte(data))
+		}
+	})
+}
+
+func TestFromJSON(t *testing.T) {
+	u, _, ok := FromJSON([]byte(`{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,
+		"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}`))
+	want := llmproxy.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CachedTokens: 4, ReasoningTokens: 2, Source: llmproxy.UsageReported}
+	if !ok || u != want {
+		t.Fatalf("chat usage = %+v %v", u, ok)
+	}
+	u, _, ok = FromJSON([]byte(`{"object":"response","usage":{"input_tokens":7,"output_tokens":3,"total_tokens":10,
+		"input_tokens_details":{"cached_tokens":1},"output_tokens_details":{"reasoning_tokens":2}}}`))
+	want = llmproxy.Usage{PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, CachedTokens: 1, ReasoningTokens: 2, Source: llmproxy.UsageReported}
+	if !ok || u != want {
+		t.Fatalf("responses usage = %+v %v", u, ok)
+	}
+	u, _, ok = FromJSON([]byte(`{"usage":{"prompt_tokens":8,"total_tokens":8}}`))
+	if !ok || u.PromptTokens != 8 || u.TotalTokens != 8 {
+		t.Fatalf("embeddings usage = %+v", u)
+	}
+	_, text, ok := FromJSON([]byte(`{"choices":[{"message":{"content":"Hello"}},{"message":{"content":" there"}}]}`))
+	if ok || text != "Hello there" {
+		t.Fatalf("text = %q ok=%v", text, ok)
+	}
+	_, text, _ = FromJSON([]byte(`{"output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}]}`))
+	if text != "Hi" {
+		t.Fatalf("responses text = %q", text)
+	}
+}
+
+func TestStream(t *testing.T) {
+	s := NewStream(0)
+	events := []string{
+		`{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}],"usage":null}`,
+		`{"choices":[{"index":0,"delta":{"content":"lo"}}],"usage":null}`,
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]}`,
+		`{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`,
+		`[DONE]`,
+	}
+	var usageOnly []bool
+	for _, e := range events {
+		usageOnly = append(usageOnly, s.Observe([]byte(e)))
+	}
+	if fmt.Sprint(usageOnly) != "[false false false true false]" {
+		t.Fatalf("usage-only flags = %v", usageOnly)
+	}
+	u, ok := s.Reported()
+	if !ok || u.TotalTokens != 5 || !s.Done() {
+		t.Fatalf("reported = %+v %v done=%v", u, ok, s.Done())
+	}
+	if text, _ := s.Text(); text != "Hello"+"f{}" {
+		t.Fatalf("text = %q", text)
+	}
+
+	r := NewStream(4)
+	r.Observe([]byte(`{"type":"response.output_text.delta","delta":"Hello"}`))
+	r.Observe([]byte(`{"type":"response.completed","response":{"usage":{"input_tokens":2,"output_tokens":1,"total_tokens":3}}}`))
+	if u, ok := r.Reported(); !ok || u.PromptTokens != 2 || !r.Done() {
+		t.Fatalf("responses stream = %+v", u)
+	}
+	if text, extra := r.Text(); text != "Hell" || extra != 1 {
+		t.Fatalf("bounded text = %q +%d", text, extra)
+	}
+}
+
+func TestCounter(t *testing.T) {
+	c := NewCounter()
+	c.Warm()
+	if EncodingFor("gpt-4o-mini") != O200KBase || EncodingFor("o3") != O200KBase || EncodingFor("gpt-5") != O200KBase ||
+		EncodingFor("gpt-3.5-turbo") != CL100KBase || EncodingFor("gpt-4-0613") != CL100KBase || EncodingFor("text-embedding-3-small") != CL100KBase ||
+		EncodingFor("davinci") != "r50k_base" || EncodingFor("my-local-llama") != O200KBase {
+		t.Fatal("model to encoding mapping wrong")
+	}
+	// Known tiktoken counts.
+	if n := c.Count("gpt-4o", "hello world"); n != 2 {
+		t.Fatalf("o200k hello world = %d", n)
+	}
+	if n := c.Count("gpt-3.5-turbo", "tiktoken is great!"); n != 6 {
+		t.Fatalf("cl100k = %d", n)
+	}
+	// The cookbook's example: these messages are 129 prompt tokens for
+	// gpt-3.5-turbo-0613 / gpt-4-0613 (as reported by the API).
+	body := `{"model":"gpt-4-0613","messages":[
+{"role":"system","content":"You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+{"role":"system","name":"example_user","content":"New synergies will help drive top-line growth."},
+{"role":"system","name":"example_assistant","content":"Things working well together will increase revenue."},
+{"role":"system","name":"example_user","content":"Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
+{"role":"system","name":"example_assistant","content":"Let's talk later when we're less busy about how to do better."},
+{"role":"user","content":"This late pivot means we don't have time to boil the ocean for the client deliverable."}]}`
+	if n := c.PromptTokens("", []byte(body)); n != 129 {
+		t.Fatalf("cookbook prompt = %d, want 129", n)
+	}
+	if n := c.PromptTokens("gpt-4o", []byte(`{"input":["hello world","hello world"]}`)); n != 4 {
+		t.Fatalf("embeddings input = %d", n)
+	}
+	if n := c.PromptTokens("gpt-4o", []byte(`{"input":[[1,2,3]]}`)); n != 3 {
+		t.Fatalf("token-id input = %d", n)
+	}
+	if n := c.PromptTokens("gpt-4o", []byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"hello world"}]}]}`)); n != 3+1+2+3 {
+		t.Fatalf("content parts = %d", n)
+	}
+	if n := c.PromptTokens("gpt-4o", []byte(`not json`)); n != 0 {
+		t.Fatalf("garbage = %d", n)
+	}
+	big := strings.Repeat("hello world ", 50000)
+	if n := c.Count("gpt-4o", big); n < 90000 || n > 110000 {
+		t.Fatalf("extrapolated count = %d", n)
+	}
+	e := c.Estimate("gpt-4o", 10, "hello world", 8)
+	if e.CompletionTokens != 4 || e.TotalTokens != 14 || e.Source != llmproxy.UsageEstimated {
+		t.Fatalf("estimate = %+v", e)
+	}
+}
+
+func TestMaxOutputTokens(t *testing.T) {
+	tests := map[string]int64{
+		`{"max_tokens":100}`:                 100,
+		`{"max_completion_tokens":50,"n":2}`: 100,
+		`{"max_output_tokens":7}`:            7,
+		`{}`:                                 0,
+		`[]`:                                 0,
+		`{"max_tokens":-1}`:                  0,
+		`{"max_tokens":10,"max_completion_tokens":20}`: 20,
+	}
+	for in, want := range tests {
+		if got := MaxOutputTokens([]byte(in)); got != want {
+			t.Errorf("MaxOutputTokens(%s) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func BenchmarkSSEUsageExtraction(b *testing.B) {
+	var stream bytes.Buffer
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&stream, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"token%d \"},\"finish_reason\":null}],\"usage\":null}\n\n", i)
+	}
+	stream.WriteString("data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":100,\"total_tokens\":110}}\n\ndata: [DONE]\n\n")
+	in := stream.Bytes()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p := NewParser(0)
+		s := NewStream(0)
+		for i := 0; i < len(in); i += 512 {
+			_ = p.Feed(in[i:min(i+512, len(in))], func(_ []byte, ev Event) { s.Observe(ev.Data) })
+		}
+		if u, ok := s.Reported(); !ok || u.TotalTokens != 110 {
+			b.Fatal("usage not found")
+		}
+	}
+}
