@@ -1,0 +1,204 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+var (
+	//go:embed admit.lua
+	admitLua    string
+	admitScript = redis.NewScript(admitLua)
+	//go:embed settle.lua
+	settleLua    string
+	settleScript = redis.NewScript(settleLua)
+)
+
+// RedisOptions configures the Redis limiter.
+type RedisOptions struct {
+	// Now, when set, is the clock whose time is sent with every call (tests).
+	// By default the Redis server's TIME is used, so that every process
+	// agrees on the window whatever its own clock says.
+	Now func() time.Time
+	// LifetimeTTL is how long an unused lifetime request counter is kept
+	// (default 30 days); afterwards it is seeded again from
+	// Request.UsedRequests.
+	LifetimeTTL time.Duration
+	// ReservationTTL bounds how long a reservation can be settled or released
+	// (default 6h); after it, Settle and Release change nothing.
+	ReservationTTL time.Duration
+}
+
+// Redis is the Limiter shared by many processes. One Lua script checks and
+// consumes every limit of a request in one round trip, atomically.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+	opts   RedisOptions
+}
+
+// NewRedis returns a limiter that keeps its state in Redis under prefix (e.g.
+// REDIS_KEY_PREFIX + "rl:"). Keys expire when their windows are empty. All
+// keys of one request share a hash tag (the project), so it works on Redis
+// Cluster too.
+func NewRedis(client redis.UniversalClient, prefix string, opts RedisOptions) *Redis {
+	if opts.LifetimeTTL <= 0 {
+		opts.LifetimeTTL = 30 * 24 * time.Hour
+	}
+	if opts.ReservationTTL <= 0 {
+		opts.ReservationTTL = 6 * time.Hour
+	}
+	return &Redis{client: client, prefix: prefix, opts: opts}
+}
+
+func (l *Redis) nowMillis() int64 {
+	if l.opts.Now == nil {
+		return 0
+	}
+	return l.opts.Now().UnixMilli()
+}
+
+func (l *Redis) key(part, name string) string {
+	return l.prefix + "{" + part + "}:" + name
+}
+
+// Admit checks and, when every check passes, consumes all limits of r in one
+// atomic script.
+func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
+	cs := checks(r)
+	part := partition(r)
+	keys := make([]string, 0, len(cs)+2)
+	for _, c := range cs {
+		keys = append(keys, l.key(part, c.key()))
+	}
+	hasTokens := false
+	for _, c := range cs {
+		hasTokens = hasTokens || specs[c.kind].Tokens
+	}
+	resID := ""
+	if hasTokens {
+		resID = newID()
+	}
+	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID))
+	lifeMax := int64(0)
+	if r.TokenID != "" {
+		lifeMax = max(r.MaxRequests, 0)
+	}
+	resTTL := int64(0)
+	if hasTokens {
+		resTTL = l.opts.ReservationTTL.Milliseconds()
+	}
+	args := make([]any, 0, 6+5*len(cs))
+	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL)
+	for _, c := range cs {
+		s := specs[c.kind]
+		enforced := 0
+		if c.enforced(r) {
+			enforced = 1
+		}
+		args = append(args, c.limit, s.Bucket().Milliseconds(), s.Buckets, c.amount(r), enforced)
+	}
+	vals, err := admitScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	if err != nil {
+		return Decision{}, l.fail(ctx, "admit", err)
+	}
+	if len(vals) != 3+5*len(cs) {
+		return Decision{}, llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiter unavailable",
+			fmt.Errorf("rate limit admit: unexpected reply of %d values", len(vals)))
+	}
+	allowed, quota := vals[0] == 1, vals[1] == 1
+	res := make([]result, len(cs))
+	var holds []hold
+	for i, c := range cs {
+		v := vals[3+5*i:]
+		res[i] = result{c: c, total: v[0], refuse: v[1] == 1, retry: ms(v[2]), reset: ms(v[3]), bucket: v[4]}
+		if specs[c.kind].Tokens {
+			holds = append(holds, hold{key: keys[i], kind: c.kind, bucket: v[4]})
+		}
+	}
+	d := decision(r, res, allowed, quota)
+	if allowed {
+		d.Reservation = noReservation{}
+		if hasTokens {
+			d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], reserved: max(r.ReserveTokens, 0), holds: holds}
+		}
+	}
+	return d, nil
+}
+
+func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+
+// fail turns a Redis error into an error wrapping llmproxy.ErrUnavailable;
+// a cancelled or expired caller context is returned as itself (the client
+// went away: not an outage).
+func (l *Redis) fail(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("rate limit %s: %w", op, ctxErr)
+	}
+	return llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiter unavailable",
+		fmt.Errorf("rate limit %s: %w", op, err))
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type redisReservation struct {
+	l        *Redis
+	marker   string
+	reserved int64
+	holds    []hold
+
+	mu   sync.Mutex
+	done bool
+}
+
+// Settle replaces the reservation with actual usage (see memReservation).
+// The marker key makes it exactly-once even when a reply is lost and the
+// call is retried.
+func (r *redisReservation) Settle(ctx context.Context, actual int64) error {
+	return r.apply(ctx, "settle", max(actual, 0)-r.reserved)
+}
+
+// Release returns the whole reservation.
+func (r *redisReservation) Release(ctx context.Context) error {
+	return r.apply(ctx, "release", -r.reserved)
+}
+
+func (r *redisReservation) apply(ctx context.Context, op string, delta int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil
+	}
+	keys := make([]string, 0, len(r.holds)+1)
+	args := make([]any, 0, 3+3*len(r.holds))
+	args = append(args, r.l.nowMillis(), len(r.holds), delta)
+	for _, h := range r.holds {
+		s := specs[h.kind]
+		keys = append(keys, h.key)
+		args = append(args, s.Bucket().Milliseconds(), s.Buckets, h.bucket)
+	}
+	keys = append(keys, r.marker)
+	if err := settleScript.Run(ctx, r.l.client, keys, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return r.l.fail(ctx, op, err)
+	}
+	r.done = true
+	return nil
+}
+
+// String describes the limiter for logs.
+func (l *Redis) String() string { return "redis(" + strconv.Quote(l.prefix) + ")" }

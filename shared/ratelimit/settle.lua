@@ -1,0 +1,63 @@
+-- Settle or release a reservation exactly once: the marker KEYS[n+1] is
+-- deleted by the first call; later calls change nothing.
+--
+-- KEYS[1..n] token window hashes (see admit.lua), KEYS[n+1] the marker
+-- ARGV[1] now in ms (0: server TIME)  ARGV[2] n  ARGV[3] delta (actual - reserved)
+-- then per window: bucket ms, buckets, bucket the reservation was charged to
+-- Returns 1 when applied, 0 when already settled (or expired).
+
+local n = tonumber(ARGV[2])
+if redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local delta = tonumber(ARGV[3])
+if delta == 0 then return 1 end
+
+for i = 1, n do
+  local a = 3 + (i - 1) * 3
+  local bms, nb, b = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local key = KEYS[i]
+  local exists = redis.call('EXISTS', key) == 1
+  if exists or delta > 0 then
+    local st = redis.call('HMGET', key, 't', 'o', 'l', 'w')
+    local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
+    local cur = math.floor(now / bms)
+    if l and l > cur then cur = l end
+    local first = cur - nb
+    if o ~= nil and l < first then
+      redis.call('DEL', key)
+      total, o, w = 0, nil, -1
+    elseif o ~= nil then
+      for j = o, first - 1 do
+        local v = tonumber(redis.call('HGET', key, j))
+        if v then
+          total = total - v
+          redis.call('HDEL', key, j)
+        end
+      end
+    end
+    if delta < 0 then
+      if o ~= nil and b >= first and b <= cur then
+        local v = tonumber(redis.call('HGET', key, b)) or 0
+        local d = math.min(-delta, v)
+        if d > 0 then
+          redis.call('HINCRBY', key, b, -d)
+          total = total - d
+        end
+      end
+    else
+      redis.call('HINCRBY', key, cur, delta)
+      total = total + delta
+      w = cur
+    end
+    if total < 0 then total = 0 end
+    if o ~= nil or delta > 0 then
+      redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w)
+      redis.call('PEXPIRE', key, (nb + 2) * bms)
+    end
+  end
+end
+return 1
