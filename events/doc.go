@@ -1,0 +1,16 @@
+// Package events is llm-proxy's CloudEvents contract and its publishers.
+//
+// Every fact llm-proxy announces is a CloudEvents 1.0 event with a
+// reverse-DNS, versioned type (TypeRequestCompleted, TypeProjectUpdated,
+// TypeTokenCreated, TypeTokenRevoked), id = the request id (so consumers can
+// deduplicate on source+id), subject = the project id and the extensions
+// projectid, tokenid and model. README.md documents every type and field.
+//
+// The Emitter takes events off the request path: RequestCompleted copies what
+// it needs from a *llmproxy.RequestInfo into a bounded queue (drops are
+// counted, never silent) and a background worker builds the events, batches
+// them and hands them to a Publisher with retries. Publishers: Broker
+// (in-process, over real HTTP to subscriber URLs with Trigger-like filters),
+// HTTPPublisher (K_SINK: Knative SinkBinding or an OpenFaaS async URL) and
+// RedisStreamPublisher (XADD with MAXLEN ~).
+package events

@@ -1,0 +1,384 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+// Errors of Emit.
+var (
+	ErrQueueFull = errors.New("event queue full")
+	ErrClosed    = errors.New("emitter closed")
+)
+
+// Drop reasons (the reason label of llmproxy_events_dropped_total).
+const (
+	DropQueueFull     = "queue_full"     // the bounded queue was full
+	DropClosed        = "closed"         // emitted after Close
+	DropInvalid       = "invalid"        // the event could not be built or is invalid
+	DropRejected      = "rejected"       // the receiver rejected it permanently (4xx)
+	DropPublishFailed = "publish_failed" // retries exhausted
+	DropShutdown      = "shutdown"       // Close's context ended before it was sent
+)
+
+var dropReasons = []string{DropQueueFull, DropClosed, DropInvalid, DropRejected, DropPublishFailed, DropShutdown}
+
+// EmitterOptions configures an Emitter. Zero values take the defaults shown.
+type EmitterOptions struct {
+	Source        string        // CloudEvents source (DefaultSource)
+	Bodies        bool          // include request/response bodies in request events
+	BufferSize    int           // queue bound (1000)
+	BatchSize     int           // events per Publish (100)
+	FlushInterval time.Duration // wait to fill a batch after its first event (0: send what is queued)
+	Retries       int           // retries of a failed Publish (0: none; negative: none)
+	RetryBackoff  time.Duration // first retry delay (200ms), doubled per retry with jitter
+	MaxBackoff    time.Duration // cap of the retry delay (30s)
+	LogEvery      time.Duration // at most one "dropping events" log line per interval (10s)
+	// Registerer receives the emitter's metrics (nil: not registered).
+	// Registering twice in one registry reuses the existing collectors.
+	Registerer prometheus.Registerer
+}
+
+// Emitter publishes events without blocking its callers: they enqueue into
+// a bounded queue; one background worker builds the CloudEvents, batches
+// them and publishes them with retries. Close drains the queue.
+//
+// Emitter implements the proxy's EventSink (RequestCompleted) and the
+// management functions' event sink (Emit).
+type Emitter struct {
+	pub  Publisher
+	opts EmitterOptions
+	log  *slog.Logger
+
+	mu     sync.RWMutex // held for reading while enqueueing; Close takes it to flip closed
+	closed bool
+	q      chan item
+	stop   chan struct{}
+	done   chan struct{}
+	ctx    context.Context // canceled when Close gives up
+	cancel context.CancelFunc
+
+	published  prometheus.Counter
+	retries    prometheus.Counter
+	dropped    map[string]prometheus.Counter
+	dropCount  atomic.Uint64
+	pubCount   atomic.Uint64
+	lastLog    atomic.Int64
+	logPending atomic.Int64
+}
+
+type item struct {
+	info llmproxy.RequestInfo
+	ev   *event.Event
+}
+
+// NewEmitter starts an emitter publishing to pub. log may be nil.
+func NewEmitter(pub Publisher, opts EmitterOptions, log *slog.Logger) *Emitter {
+	if opts.Source == "" {
+		opts.Source = DefaultSource
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = 1000
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 100
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = 10 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Emitter{
+		pub: pub, opts: opts, log: log,
+		q:    make(chan item, opts.BufferSize),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		ctx:  ctx, cancel: cancel,
+	}
+	e.registerMetrics()
+	go e.run()
+	return e
+}
+
+func (e *Emitter) registerMetrics() {
+	published := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmproxy_events_published_total", Help: "Events accepted by the event publisher.",
+	})
+	retries := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmproxy_events_publish_retries_total", Help: "Retried event publish attempts.",
+	})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmproxy_events_dropped_total", Help: "Events dropped before delivery, by reason.",
+	}, []string{"reason"})
+	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "llmproxy_events_queue_length", Help: "Events waiting in the emitter queue.",
+	}, func() float64 { return float64(len(e.q)) })
+	if r := e.opts.Registerer; r != nil {
+		published = register(r, published)
+		retries = register(r, retries)
+		dropped = register(r, dropped)
+		_ = r.Register(queue) // a second emitter in one registry keeps the first gauge
+	}
+	e.published, e.retries = published, retries
+	e.dropped = make(map[string]prometheus.Counter, len(dropReasons))
+	for _, reason := range dropReasons {
+		e.dropped[reason] = dropped.WithLabelValues(reason)
+	}
+}
+
+func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// RequestCompleted enqueues the request event of a finished request. It
+// never blocks: it copies info (and, when bodies are on, one copy of the
+// bodies) and returns; when the queue is full the event is dropped and
+// counted.
+func (e *Emitter) RequestCompleted(info *llmproxy.RequestInfo) {
+	if info == nil {
+		return
+	}
+	it := item{info: *info}
+	if e.opts.Bodies && len(info.RequestBody)+len(info.ResponseBody) > 0 {
+		buf := make([]byte, len(info.RequestBody)+len(info.ResponseBody))
+		n := copy(buf, info.RequestBody)
+		copy(buf[n:], info.ResponseBody)
+		it.info.RequestBody, it.info.ResponseBody = buf[:n:n], buf[n:]
+	} else {
+		it.info.RequestBody, it.info.ResponseBody = nil, nil
+	}
+	_ = e.enqueue(&it)
+}
+
+// Emit enqueues a ready-made event (management changes). It never blocks:
+// ErrQueueFull or ErrClosed when the event was dropped (and counted).
+func (e *Emitter) Emit(_ context.Context, ev event.Event) error {
+	if err := ev.Validate(); err != nil {
+		e.drop(DropInvalid, 1)
+		return err
+	}
+	return e.enqueue(&item{ev: &ev})
+}
+
+func (e *Emitter) enqueue(it *item) error {
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		e.drop(DropClosed, 1)
+		return ErrClosed
+	}
+	select {
+	case e.q <- *it:
+		e.mu.RUnlock()
+		return nil
+	default:
+		e.mu.RUnlock()
+		e.drop(DropQueueFull, 1)
+		return ErrQueueFull
+	}
+}
+
+func (e *Emitter) drop(reason string, n int) {
+	if n <= 0 {
+		return
+	}
+	e.dropped[reason].Add(float64(n))
+	e.dropCount.Add(uint64(n))
+	pending := e.logPending.Add(int64(n))
+	now := time.Now().UnixNano()
+	last := e.lastLog.Load()
+	if now-last >= int64(e.opts.LogEvery) && e.lastLog.CompareAndSwap(last, now) {
+		e.log.Warn("events dropped", "reason", reason, "dropped_since_last_log", e.logPending.Swap(0),
+			"pending_hint", pending, "metric", "llmproxy_events_dropped_total")
+	}
+}
+
+// Dropped is the number of events dropped so far (all reasons).
+func (e *Emitter) Dropped() uint64 { return e.dropCount.Load() }
+
+// Published is the number of events the publisher accepted so far.
+func (e *Emitter) Published() uint64 { return e.pubCount.Load() }
+
+// Close stops accepting events and publishes what is queued. When ctx ends
+// first, pending retries are abandoned, the rest is dropped (counted) and
+// ctx's error is returned.
+func (e *Emitter) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.done
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	close(e.stop)
+	select {
+	case <-e.done:
+		e.cancel()
+		return nil
+	case <-ctx.Done():
+		e.cancel()
+		<-e.done
+		return ctx.Err()
+	}
+}
+
+func (e *Emitter) run() {
+	defer close(e.done)
+	batch := make([]event.Event, 0, e.opts.BatchSize)
+	var timer *time.Timer
+	for {
+		select {
+		case it := <-e.q:
+			batch = e.add(batch, &it)
+		case <-e.stop:
+			e.drainAndExit(batch)
+			return
+		}
+		stopping := false
+		if e.opts.FlushInterval > 0 {
+			if timer == nil {
+				timer = time.NewTimer(e.opts.FlushInterval)
+			} else {
+				timer.Reset(e.opts.FlushInterval)
+			}
+		fill:
+			for len(batch) < e.opts.BatchSize {
+				select {
+				case it := <-e.q:
+					batch = e.add(batch, &it)
+				case <-timer.C:
+					break fill
+				case <-e.stop:
+					stopping = true
+					break fill
+				}
+			}
+			timer.Stop()
+		} else {
+		greedy:
+			for len(batch) < e.opts.BatchSize {
+				select {
+				case it := <-e.q:
+					batch = e.add(batch, &it)
+				default:
+					break greedy
+				}
+			}
+		}
+		if stopping {
+			e.drainAndExit(batch)
+			return
+		}
+		e.send(batch)
+		batch = batch[:0]
+	}
+}
+
+func (e *Emitter) drainAndExit(batch []event.Event) {
+	for {
+		select {
+		case it := <-e.q:
+			batch = e.add(batch, &it)
+			if len(batch) >= e.opts.BatchSize {
+				e.send(batch)
+				batch = batch[:0]
+			}
+		default:
+			e.send(batch)
+			return
+		}
+	}
+}
+
+func (e *Emitter) add(batch []event.Event, it *item) []event.Event {
+	if it.ev != nil {
+		return append(batch, *it.ev)
+	}
+	d := BuildRequestCompleted(&it.info, e.opts.Bodies)
+	ev, err := NewRequestCompletedEvent(e.opts.Source, d)
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
+		e.log.Error("build request event", "request_id", it.info.RequestID, "error", err)
+		e.drop(DropInvalid, 1)
+		return batch
+	}
+	return append(batch, ev)
+}
+
+// send publishes batch, retrying the events that failed transiently.
+func (e *Emitter) send(batch []event.Event) {
+	pending := batch
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if e.ctx.Err() != nil {
+			e.drop(DropShutdown, len(pending))
+			return
+		}
+		err := e.pub.Publish(e.ctx, pending)
+		if err == nil {
+			e.accepted(len(pending))
+			return
+		}
+		errs := errorsFor(err, len(pending))
+		var retry []event.Event
+		rejected := 0
+		for i, perr := range errs {
+			switch {
+			case perr == nil:
+				e.accepted(1)
+			case IsPermanent(perr):
+				rejected++
+				e.log.Warn("event rejected", "type", pending[i].Type(), "id", pending[i].ID(), "error", perr)
+			default:
+				retry = append(retry, pending[i])
+			}
+		}
+		e.drop(DropRejected, rejected)
+		if len(retry) == 0 {
+			return
+		}
+		if attempt >= e.opts.Retries {
+			e.log.Error("publish events failed, dropping them", "events", len(retry), "attempts", attempt+1, "error", err)
+			e.drop(DropPublishFailed, len(retry))
+			return
+		}
+		e.retries.Inc()
+		if sleep(e.ctx, Backoff(e.opts.RetryBackoff, e.opts.MaxBackoff, attempt+1)) != nil {
+			e.drop(DropShutdown, len(retry))
+			return
+		}
+		pending = retry
+	}
+}
+
+func (e *Emitter) accepted(n int) {
+	e.published.Add(float64(n))
+	e.pubCount.Add(uint64(n))
+}
