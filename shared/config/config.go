@@ -35,10 +35,14 @@ type Config struct {
 }
 
 // Load reads the configuration from lookuper (envconfig.OsLookuper() in
-// main, envconfig.MapLookuper in tests) and validates it.
+// main, envconfig.MapLookuper in tests) and validates it. Every variable NAME
+// may instead be given as NAME_FILE (see WithFileFallback).
 func Load(ctx context.Context, lookuper envconfig.Lookuper) (Config, error) {
+	if bad := unreadableSecretFiles(lookuper); len(bad) > 0 {
+		return Config{}, fmt.Errorf("configuration: cannot read %s", strings.Join(bad, ", "))
+	}
 	var c Config
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookuper}); err != nil {
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: WithFileFallback(lookuper)}); err != nil {
 		return Config{}, fmt.Errorf("configuration: %s", cleanEnvconfigError(err))
 	}
 	if err := c.Validate(); err != nil {

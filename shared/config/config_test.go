@@ -72,3 +72,26 @@ func TestVariableNamesAreUnique(t *testing.T) {
 		seen[v.Name] = true
 	}
 }
+
+func TestFileFallback(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/token"
+	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ManagementToken != "from-file" {
+		t.Fatalf("MANAGEMENT_TOKEN = %q, want from-file", c.Server.ManagementToken)
+	}
+	c, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": path, "MANAGEMENT_TOKEN": "direct"}))
+	if err != nil || c.Server.ManagementToken != "direct" {
+		t.Fatalf("NAME must win over NAME_FILE: %q %v", c.Server.ManagementToken, err)
+	}
+	_, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": dir + "/missing"}))
+	if err == nil || !strings.Contains(err.Error(), "MANAGEMENT_TOKEN_FILE") {
+		t.Fatalf("unreadable NAME_FILE must fail naming it, got %v", err)
+	}
+}
