@@ -3,6 +3,7 @@ module github.com/llm-proxy/llm-proxy
 go 1.26.0
 
 require (
+	cloud.google.com/go/functions v1.19.3 // indirect
 	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2 // indirect
 	github.com/a-h/templ v0.3.1100 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
