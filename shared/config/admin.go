@@ -1,6 +1,74 @@
 package config
 
-// Admin configures the admin part. Fields are added by the issue that builds it.
-type Admin struct{}
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"time"
+)
 
-func (x Admin) validate() error { return nil }
+// Admin configures the admin web UI.
+type Admin struct {
+	Enabled bool `env:"ADMIN_UI_ENABLED, default=true" desc:"Serve the admin web UI (llm-proxy serve mounts it under ADMIN_UI_PATH)."`
+	// Path is the base path of the UI in llm-proxy serve; a stand-alone
+	// admin-ui function serves at the root.
+	Path string `env:"ADMIN_UI_PATH, default=/admin" desc:"Base path of the admin UI in llm-proxy serve (e.g. /admin); the stand-alone admin-ui function serves at the root."`
+	// SecureCookies: auto sets Secure when the request arrived over TLS (or
+	// X-Forwarded-Proto https from a trusted proxy).
+	SecureCookies string `env:"ADMIN_UI_SECURE_COOKIES, default=auto" desc:"Secure attribute of the admin session cookie: auto (when served over HTTPS, directly or via X-Forwarded-Proto from TRUSTED_PROXIES), true or false."`
+	// SessionKey encrypts and authenticates the session cookie (AES-256-GCM).
+	SessionKey string `env:"ADMIN_UI_SESSION_KEY" desc:"32-byte key (hex or base64) that encrypts admin session cookies; set it to share sessions between replicas and across restarts. Empty: a random key per process."`
+	// SessionIdle and SessionMax bound a session's life.
+	SessionIdle time.Duration `env:"ADMIN_UI_SESSION_IDLE_TIMEOUT, default=30m" desc:"An admin session ends after this long without a request."`
+	SessionMax  time.Duration `env:"ADMIN_UI_SESSION_MAX_AGE, default=12h" desc:"An admin session ends this long after sign-in, whatever the activity."`
+	// LoginAttempts failed sign-ins per client IP within LoginWindow.
+	LoginAttempts int           `env:"ADMIN_UI_LOGIN_ATTEMPTS, default=5" desc:"Failed admin sign-ins allowed per client IP within ADMIN_UI_LOGIN_WINDOW before further attempts are refused."`
+	LoginWindow   time.Duration `env:"ADMIN_UI_LOGIN_WINDOW, default=5m" desc:"Window of the admin sign-in failure budget."`
+}
+
+// SessionKeyBytes decodes SessionKey (validated at load); nil when unset.
+func (x Admin) SessionKeyBytes() []byte {
+	k, _ := decodeKey32(x.SessionKey)
+	return k
+}
+
+func decodeKey32(s string) ([]byte, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, true
+	}
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, true
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+func (x Admin) validate() error {
+	if p := x.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, " ?#{}")) {
+		return invalid("ADMIN_UI_PATH", "must start with / and not end with / (e.g. /admin), or be empty for the root", p)
+	}
+	if err := oneOf("ADMIN_UI_SECURE_COOKIES", x.SecureCookies, "auto", "true", "false"); err != nil {
+		return err
+	}
+	if _, ok := decodeKey32(x.SessionKey); !ok {
+		return invalid("ADMIN_UI_SESSION_KEY", "must be 32 bytes, hex (64 characters) or base64", "<redacted>")
+	}
+	if x.SessionIdle < time.Minute {
+		return invalid("ADMIN_UI_SESSION_IDLE_TIMEOUT", "must be at least 1m", x.SessionIdle)
+	}
+	if x.SessionMax < x.SessionIdle {
+		return invalid("ADMIN_UI_SESSION_MAX_AGE", "must be at least ADMIN_UI_SESSION_IDLE_TIMEOUT", x.SessionMax)
+	}
+	if x.LoginAttempts < 1 {
+		return invalid("ADMIN_UI_LOGIN_ATTEMPTS", "must be at least 1", x.LoginAttempts)
+	}
+	if x.LoginWindow < time.Second {
+		return invalid("ADMIN_UI_LOGIN_WINDOW", "must be at least 1s", x.LoginWindow)
+	}
+	return nil
+}
