@@ -1,6 +1,37 @@
 package config
 
-// Limits configures the limits part. Fields are added by the issue that builds it.
-type Limits struct{}
+import "time"
 
-func (x Limits) validate() error { return nil }
+// Limits configures where rate limits and quotas are kept (shared/ratelimit)
+// and what happens when that store is unreachable. The limits themselves are
+// set per project and token through the management API; the reservation used
+// when a request sets no max_tokens is DEFAULT_RESERVE_TOKENS (Proxy).
+type Limits struct {
+	Backend         string        `env:"RATE_LIMIT_BACKEND, default=auto" desc:"Where limits and quotas are counted: auto (redis when REDIS_ADDR is set, else memory), memory (this process only), or redis (shared by every process; requires REDIS_ADDR)."`
+	FailurePolicy   string        `env:"RATE_LIMIT_FAILURE_POLICY, default=fail-closed" desc:"When Redis is unreachable: fail-closed (answer 503) or fail-open (a per-process in-memory limiter decides). Either way it is logged and counted in llmproxy_ratelimit_backend_failures_total."`
+	FailureCooldown time.Duration `env:"RATE_LIMIT_FAILURE_COOLDOWN, default=1s" desc:"After a Redis failure, how long the failure policy applies without trying Redis again (so an outage does not add a Redis timeout to every request)."`
+}
+
+// UseRedis reports whether limits are kept in Redis, given REDIS_ADDR.
+func (x Limits) UseRedis(redisAddr string) bool {
+	switch x.Backend {
+	case "redis":
+		return true
+	case "memory":
+		return false
+	}
+	return redisAddr != ""
+}
+
+func (x Limits) validate() error {
+	if err := oneOf("RATE_LIMIT_BACKEND", x.Backend, "auto", "memory", "redis"); err != nil {
+		return err
+	}
+	if err := oneOf("RATE_LIMIT_FAILURE_POLICY", x.FailurePolicy, "fail-closed", "fail-open"); err != nil {
+		return err
+	}
+	if x.FailureCooldown < 0 {
+		return invalid("RATE_LIMIT_FAILURE_COOLDOWN", "must not be negative", x.FailureCooldown)
+	}
+	return nil
+}
