@@ -195,6 +195,10 @@ func (b *RedisBus) Run(ctx context.Context) error {
 func (b *RedisBus) session(ctx context.Context) (subscribed bool, err error) {
 	ps := b.client.Subscribe(ctx, b.channel)
 	defer ps.Close()
+	// go-redis does not interrupt a blocked read when ctx ends: closing the
+	// subscription does.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	awaitingPong := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, b.PingInterval)
