@@ -340,7 +340,7 @@ func (c *Cache) finish(r *http.Request, cw *captureWriter, info *llmproxy.Reques
 	}
 	body := cw.buf
 	if cw.stream {
-		if !sseComplete(body) {
+		if !streamFinished(r.URL.Path, body) {
 			return false
 		}
 		body = stripComments(body)

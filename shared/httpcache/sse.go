@@ -3,6 +3,7 @@ package httpcache
 import (
 	"bytes"
 	"iter"
+	"strings"
 )
 
 // sseEvents yields the events of a raw SSE body, each with its terminating
@@ -35,6 +36,39 @@ func sseEvents(b []byte) iter.Seq[[]byte] {
 // after the last event of other streams).
 func sseComplete(b []byte) bool {
 	return len(b) > 0 && (bytes.HasSuffix(b, []byte("\n\n")) || bytes.HasSuffix(b, []byte("\r\n\r\n")))
+}
+
+// streamFinished reports whether a captured stream is a complete answer:
+// it ends on an event boundary, and for OpenAI's own stream formats with its
+// terminal event ("data: [DONE]" for chat/completions, response.completed
+// for the Responses API). A stream that merely stopped is never complete.
+func streamFinished(path string, b []byte) bool {
+	if !sseComplete(b) {
+		return false
+	}
+	var last []byte
+	for ev := range sseEvents(b) {
+		if !commentOnly(ev) {
+			last = ev
+		}
+	}
+	for line := range bytes.Lines(last) {
+		line = bytes.TrimRight(line, "\r\n")
+		if bytes.Equal(bytes.TrimSpace(bytes.TrimPrefix(line, []byte("data:"))), []byte("[DONE]")) && bytes.HasPrefix(line, []byte("data:")) {
+			return true
+		}
+		if bytes.HasPrefix(line, []byte("event:")) && string(bytes.TrimSpace(line[len("event:"):])) == "response.completed" {
+			return true
+		}
+	}
+	if bytes.Contains(last, []byte(`"type":"response.completed"`)) {
+		return true
+	}
+	// Formats that end with a terminal event but did not: truncated.
+	if strings.HasSuffix(path, "/completions") || strings.HasSuffix(path, "/responses") {
+		return false
+	}
+	return last != nil
 }
 
 // stripComments drops events made only of comment lines (": keep-alive"),

@@ -1,0 +1,244 @@
+package httpcache
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+)
+
+// clock is an injectable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// backendKind builds a backend for a test. clk is nil for Redis (real time).
+type backendKind struct {
+	name string
+	new  func(t *testing.T, clk *clock) Backend
+}
+
+var backends = []backendKind{
+	{"memory", func(t *testing.T, clk *clock) Backend { return NewMemory(64<<20, clk.Now) }},
+	{"redis", func(t *testing.T, _ *clock) Backend {
+		client, prefix := testenv.Redis(t)
+		return NewRedis(client, prefix+"cache:")
+	}},
+}
+
+// forEachBackend runs f as a parallel subtest per backend.
+func forEachBackend(t *testing.T, f func(t *testing.T, bk backendKind)) {
+	t.Helper()
+	for _, bk := range backends {
+		t.Run(bk.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, bk)
+		})
+	}
+}
+
+// upstream is a test OpenAI-like server that counts requests.
+type upstream struct {
+	srv     *httptest.Server
+	calls   atomic.Int64
+	handler atomic.Pointer[http.HandlerFunc]
+}
+
+// defaultUpstream answers JSON naming the call number and a digest of the
+// body, with the request-specific headers a real upstream sends.
+func defaultUpstream(u *upstream) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := u.calls.Load()
+		body, _ := io.ReadAll(r.Body)
+		sum := sha256.Sum256(body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-ID", fmt.Sprintf("upstream-%d", n))
+		w.Header().Set("X-Ratelimit-Remaining-Requests", fmt.Sprint(100-n))
+		w.Header().Set("Set-Cookie", "__cf_bm=secret; Path=/")
+		w.Header().Set("Openai-Model", "gpt-test")
+		if v := r.Header.Get("X-Test-Cache-Control"); v != "" {
+			w.Header().Set("Cache-Control", v)
+		}
+		if v := r.Header.Get("X-Test-Vary"); v != "" {
+			w.Header().Set("Vary", v)
+		}
+		status := http.StatusOK
+		if v := r.Header.Get("X-Test-Status"); v != "" {
+			fmt.Sscan(v, &status)
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"call":%d,"body":%q,"variant":%q}`, n, hex.EncodeToString(sum[:4]), r.Header.Get("X-Variant"))
+	}
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	d := defaultUpstream(u)
+	u.handler.Store(&d)
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.calls.Add(1)
+		(*u.handler.Load())(w, r)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) set(h http.HandlerFunc) { u.handler.Store(&h) }
+
+// harness is cache middleware in front of a reverse proxy to the upstream,
+// with an outer layer that plays the proxy's part (request id, CORS).
+type harness struct {
+	t     *testing.T
+	c     *Cache
+	up    *upstream
+	h     http.Handler
+	clock *clock
+}
+
+func newHarness(t *testing.T, bk backendKind, opts Options) *harness {
+	t.Helper()
+	clk := newClock()
+	if bk.name == "memory" && opts.Now == nil {
+		opts.Now = clk.Now
+	}
+	return newHarnessWith(t, bk.new(t, clk), opts, clk)
+}
+
+func newHarnessWith(t *testing.T, b Backend, opts Options, clk *clock) *harness {
+	up := newUpstream(t)
+	target, _ := url.Parse(up.srv.URL)
+	rp := &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		FlushInterval: -1,
+		ErrorLog:      nil,
+	}
+	c := New(b, opts, nil)
+	inner := c.Middleware(rp)
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-ID", "proxy-"+r.Header.Get("X-Req"))
+		if o := r.Header.Get("Origin"); o != "" {
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			w.Header().Add("Vary", "Origin")
+		}
+		inner.ServeHTTP(w, r)
+	})
+	return &harness{t: t, c: c, up: up, h: outer, clock: clk}
+}
+
+// req describes one client request.
+type req struct {
+	project string
+	method  string
+	path    string
+	body    string
+	stream  bool
+	header  map[string]string
+}
+
+func (h *harness) request(rq req) *http.Request {
+	if rq.method == "" {
+		rq.method = http.MethodPost
+	}
+	if rq.path == "" {
+		rq.path = "/v1/chat/completions"
+	}
+	if rq.project == "" {
+		rq.project = "proj-a"
+	}
+	r := httptest.NewRequest(rq.method, rq.path, strings.NewReader(rq.body))
+	b := []byte(rq.body)
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	if rq.body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range rq.header {
+		r.Header.Set(k, v)
+	}
+	info := &llmproxy.RequestInfo{ProjectID: rq.project, Stream: rq.stream, Method: rq.method, Path: rq.path}
+	return r.WithContext(llmproxy.WithRequestInfo(r.Context(), info))
+}
+
+// do serves rq through the harness synchronously (the store happens before
+// it returns).
+func (h *harness) do(rq req) (*httptest.ResponseRecorder, *llmproxy.RequestInfo) {
+	h.t.Helper()
+	r := h.request(rq)
+	w := httptest.NewRecorder()
+	h.h.ServeHTTP(w, r)
+	return w, llmproxy.RequestInfoFrom(r.Context())
+}
+
+// optIn is the client opt-in header of the original.
+var optIn = map[string]string{"Cache-Control": "public, max-age=60"}
+
+func withHeaders(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func expectStatus(t *testing.T, w *httptest.ResponseRecorder, info *llmproxy.RequestInfo, want string) {
+	t.Helper()
+	if got := w.Header().Get(HeaderProxyCache); got != want {
+		t.Fatalf("X-PROXY-CACHE = %q, want %q (Cache-Status %q, status %d, body %s)", got, want, w.Header().Get(HeaderCacheStatus), w.Code, w.Body)
+	}
+	if info != nil && info.CacheStatus != want {
+		t.Fatalf("info.CacheStatus = %q, want %q", info.CacheStatus, want)
+	}
+}
+
+func (h *harness) expectCalls(want int64) {
+	h.t.Helper()
+	if got := h.up.calls.Load(); got != want {
+		h.t.Fatalf("upstream calls = %d, want %d", got, want)
+	}
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
