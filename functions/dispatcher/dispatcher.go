@@ -1,0 +1,297 @@
+// Package dispatcher is the CloudEvent function that delivers llm-proxy's
+// events to one backend per deployment: a JSONL file, Lunary, Helicone or a
+// signed webhook.
+//
+// It is idempotent on (source, id): a redelivered event is acknowledged
+// without a second delivery (dedup state in Redis, or bounded in memory; a
+// key is marked done only after the backend accepted the event). Its status
+// codes tell the platform what to do: 2xx done or duplicate, 429/5xx retry,
+// 4xx poison (undecodable event or unknown type).
+//
+// The same Dispatcher serves three shapes: Receive for functions-framework-go
+// (funcframework.RegisterCloudEventFunctionContext), Handler for mounting in
+// a mux (llm-proxy serve, the in-process broker's subscriber), and
+// DeliverBatch for the Redis Streams consumer (llm-proxy dispatch).
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/protocol"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llm-proxy/llm-proxy/events"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+)
+
+// Errors that classify an event's outcome (errors.Is).
+var (
+	// ErrPoison: the event cannot be processed, ever (400; dead-letter).
+	ErrPoison = errors.New("poison event")
+	// ErrInFlight: another delivery of the same event is under way (429).
+	ErrInFlight = errors.New("event delivery in progress elsewhere")
+)
+
+// Deps are the dispatcher's dependencies.
+type Deps struct {
+	Backend Backend // required
+	// Dedup remembers delivered events; nil: a bounded in-memory Deduper
+	// (NewMemoryDedup with DedupTTL).
+	Dedup    Deduper
+	DedupTTL time.Duration // for the default Deduper (24h)
+	// LeaseTTL bounds how long a claimed event stays "in progress" when its
+	// deliverer dies (2m; for the default Deduper).
+	LeaseTTL   time.Duration
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics not registered
+}
+
+// Dispatcher delivers events to its backend, once per (source, id).
+type Dispatcher struct {
+	backend Backend
+	dedup   Deduper
+	log     *slog.Logger
+	handler http.Handler
+
+	delivered  prometheus.Counter
+	duplicates prometheus.Counter
+	failures   *prometheus.CounterVec
+}
+
+// New makes a dispatcher.
+func New(deps Deps) (*Dispatcher, error) {
+	if deps.Backend == nil {
+		return nil, errors.New("dispatcher: no backend")
+	}
+	if deps.DedupTTL <= 0 {
+		deps.DedupTTL = 24 * time.Hour
+	}
+	if deps.LeaseTTL <= 0 {
+		deps.LeaseTTL = 2 * time.Minute
+	}
+	if deps.Dedup == nil {
+		deps.Dedup = NewMemoryDedup(0, deps.DedupTTL, deps.LeaseTTL)
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{backend: deps.Backend, dedup: deps.Dedup, log: deps.Log.With("backend", deps.Backend.Name())}
+	d.delivered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmproxy_dispatcher_delivered_total", Help: "Events the dispatcher delivered to its backend.",
+		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
+	})
+	d.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmproxy_dispatcher_duplicates_total", Help: "Redelivered events acknowledged without a second delivery.",
+		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
+	})
+	d.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmproxy_dispatcher_failures_total", Help: "Events the dispatcher could not deliver, by kind (poison, retry).",
+		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
+	}, []string{"kind"})
+	if r := deps.Registerer; r != nil {
+		for _, c := range []prometheus.Collector{d.delivered, d.duplicates, d.failures} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("register dispatcher metrics: %w", err)
+			}
+		}
+	}
+	p, err := cloudevents.NewHTTP()
+	if err != nil {
+		return nil, fmt.Errorf("cloudevents protocol: %w", err)
+	}
+	h, err := cloudevents.NewHTTPReceiveHandler(context.Background(), p, d.Receive)
+	if err != nil {
+		return nil, fmt.Errorf("cloudevents handler: %w", err)
+	}
+	d.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		h.ServeHTTP(w, r)
+	})
+	return d, nil
+}
+
+// FromConfig builds the dispatcher DISPATCHER_SERVICE names, with dedup in
+// Redis (under <REDIS_KEY_PREFIX>dispatch:<service>:) when rdb is not nil.
+// fileOverride, when not empty, makes it a file dispatcher writing there
+// (llm-proxy serve's FILE_EVENT_LOG).
+func FromConfig(cfg config.Config, rdb redis.UniversalClient, fileOverride string, log *slog.Logger, reg prometheus.Registerer) (*Dispatcher, error) {
+	bc := BackendConfigFrom(cfg.Events)
+	if fileOverride != "" {
+		bc.Service, bc.Endpoint = ServiceFile, fileOverride
+	}
+	b, err := NewBackend(bc)
+	if err != nil {
+		return nil, err
+	}
+	deps := Deps{Backend: b, DedupTTL: cfg.Events.DedupTTL, Log: log, Registerer: reg}
+	if rdb != nil {
+		deps.Dedup = NewRedisDedup(rdb, cfg.Redis.KeyPrefix+"dispatch:"+b.Name()+":", cfg.Events.DedupTTL, 2*cfg.Events.DispatcherTimeout)
+	}
+	return New(deps)
+}
+
+// Backend is the dispatcher's backend.
+func (d *Dispatcher) Backend() Backend { return d.backend }
+
+// Handler is an http.Handler receiving one CloudEvent per request (binary or
+// structured mode), for mounting in a mux.
+func (d *Dispatcher) Handler() http.Handler { return d.handler }
+
+// ServeHTTP makes the Dispatcher itself an http.Handler (same as Handler).
+func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
+
+// Receive is the CloudEvent function (functions-framework-go): nil (200) when
+// delivered or a duplicate; 400 for a poison event; 429 when the same event
+// is being delivered elsewhere; 503 when the backend or dedup store failed.
+func (d *Dispatcher) Receive(ctx context.Context, ev event.Event) protocol.Result {
+	err := d.DeliverBatch(ctx, []event.Event{ev})[0]
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrPoison):
+		return cehttp.NewResult(http.StatusBadRequest, "%s", err.Error())
+	case errors.Is(err, ErrInFlight):
+		return cehttp.NewResult(http.StatusTooManyRequests, "%s", err.Error())
+	default:
+		return cehttp.NewResult(http.StatusServiceUnavailable, "%s", "delivery failed, retry later")
+	}
+}
+
+// DeliverBatch delivers evs and returns one error per event: nil when it was
+// delivered, was a duplicate or is a type the backend does not take; an
+// error wrapping ErrPoison when it can never be delivered; any other error
+// when a retry may succeed.
+func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []error {
+	errs := make([]error, len(evs))
+	var recs []Record
+	var idx []int
+	var keys []string
+	first := map[string]int{}
+	for i := range evs {
+		rec, err := decode(&evs[i])
+		if err != nil {
+			errs[i] = err
+			d.failures.WithLabelValues("poison").Inc()
+			d.log.Warn("poison event", "type", evs[i].Type(), "source", evs[i].Source(), "id", evs[i].ID(), "error", err)
+			continue
+		}
+		if !d.backend.Accepts(evs[i].Type()) {
+			continue
+		}
+		k := Key(&evs[i])
+		if _, dup := first[k]; dup {
+			d.duplicates.Inc()
+			continue // the same event twice in one batch: deliver once
+		}
+		first[k] = i
+		recs, idx, keys = append(recs, rec), append(idx, i), append(keys, k)
+	}
+	if len(recs) == 0 {
+		return errs
+	}
+	lease := newLease()
+	states, err := d.dedup.Claim(ctx, keys, lease)
+	if err != nil {
+		d.log.Error("dedup store unavailable", "error", err)
+		for _, i := range idx {
+			errs[i] = fmt.Errorf("dedup: %w", err)
+		}
+		return errs
+	}
+	var claimed []Record
+	var claimedIdx []int
+	var claimedKeys []string
+	for j, s := range states {
+		switch s {
+		case Done:
+			d.duplicates.Inc()
+		case InFlight:
+			errs[idx[j]] = ErrInFlight
+		case Claimed:
+			claimed = append(claimed, recs[j])
+			claimedIdx = append(claimedIdx, idx[j])
+			claimedKeys = append(claimedKeys, keys[j])
+		}
+	}
+	if len(claimed) == 0 {
+		return errs
+	}
+	derr := d.backend.Deliver(ctx, claimed)
+	var perr []error
+	if derr != nil {
+		perr = make([]error, len(claimed))
+		var be *events.BatchError
+		if errors.As(derr, &be) && len(be.Errs) == len(claimed) {
+			copy(perr, be.Errs)
+		} else {
+			for j := range perr {
+				perr[j] = derr
+			}
+		}
+	}
+	var ok, failed []string
+	for j, k := range claimedKeys {
+		var e error
+		if perr != nil {
+			e = perr[j]
+		}
+		if e == nil {
+			ok = append(ok, k)
+			continue
+		}
+		failed = append(failed, k)
+		if events.IsPermanent(e) {
+			errs[claimedIdx[j]] = fmt.Errorf("%w: backend rejected it: %w", ErrPoison, e)
+			d.failures.WithLabelValues("poison").Inc()
+		} else {
+			errs[claimedIdx[j]] = e
+			d.failures.WithLabelValues("retry").Inc()
+		}
+	}
+	if len(ok) > 0 {
+		d.delivered.Add(float64(len(ok)))
+		// Done after the backend accepted. Should recording fail, the event
+		// is still acknowledged: a redelivery would be a duplicate.
+		if err := d.dedup.Done(context.WithoutCancel(ctx), ok); err != nil {
+			d.log.Error("record delivered events", "events", len(ok), "error", err)
+		}
+	}
+	if len(failed) > 0 {
+		d.log.Warn("backend delivery failed", "events", len(failed), "error", derr)
+		if err := d.dedup.Release(context.WithoutCancel(ctx), failed, lease); err != nil {
+			d.log.Error("release dedup leases", "error", err)
+		}
+	}
+	return errs
+}
+
+// decode validates ev and decodes its data.
+func decode(ev *event.Event) (Record, error) {
+	if err := ev.Validate(); err != nil {
+		return Record{}, fmt.Errorf("%w: %w", ErrPoison, err)
+	}
+	if !events.KnownType(ev.Type()) {
+		return Record{}, fmt.Errorf("%w: unknown type %q", ErrPoison, ev.Type())
+	}
+	rec := Record{Event: *ev}
+	if ev.Type() == events.TypeRequestCompleted {
+		var d events.RequestCompleted
+		if err := json.Unmarshal(ev.Data(), &d); err != nil {
+			return Record{}, fmt.Errorf("%w: data: %w", ErrPoison, err)
+		}
+		rec.Request = &d
+	} else if len(ev.Data()) > 0 && !json.Valid(ev.Data()) {
+		return Record{}, fmt.Errorf("%w: data is not JSON", ErrPoison)
+	}
+	return rec, nil
+}
