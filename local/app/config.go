@@ -28,11 +28,3 @@ func getenv(lookupEnv func(string) (string, bool)) func(string) string {
 		return v
 	}
 }
-
-// dsn is the data source name of the configured engine.
-func dsn(cfg config.Database) string {
-	if cfg.Driver == "postgres" {
-		return cfg.URL
-	}
-	return cfg.Path
-}
