@@ -67,6 +67,9 @@ func decision(r Request, res []result, allowed, quota bool) Decision {
 	return d
 }
 
+// unlimited is the Decision for a request no limit applies to.
+func unlimited() Decision { return Decision{Allowed: true, Reservation: noReservation{}} }
+
 // noReservation is the Reservation of refused requests and of requests that
 // hold no token budget.
 type noReservation struct{}

@@ -516,6 +516,16 @@ func TestNoLimits(t *testing.T) {
 	})
 }
 
+func TestUnlimitedNeedsNoBackend(t *testing.T) {
+	t.Parallel()
+	c := redis.NewClient(&redis.Options{Addr: deadAddr(t), MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	d, err := NewRedis(c, "x:", RedisOptions{}).Admit(context.Background(), Request{TokenID: "t", ProjectID: "p", ReserveTokens: 100})
+	if err != nil || !d.Allowed || d.Reservation == nil {
+		t.Fatalf("no limits: %+v, %v, want admitted without asking Redis", d, err)
+	}
+}
+
 func TestRedisUnavailable(t *testing.T) {
 	t.Parallel()
 	addr := deadAddr(t)
