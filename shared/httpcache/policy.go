@@ -119,7 +119,10 @@ func (c *Cache) responsePolicy(p reqPolicy, status int, h http.Header, wantStrea
 		return 0, false, "no-store"
 	case cc.has("private"):
 		return 0, false, "private"
-	case cc.has("no-cache"):
+	case cc.has("no-cache") && p.forcedTTL == 0 && !p.operator:
+		// Without client opt-in or operator config the response's own
+		// rules apply; SSE responses commonly say no-cache, so an explicit
+		// opt-in overrides it (never no-store or private).
 		return 0, false, "no-cache"
 	}
 	for _, v := range h.Values("Vary") {
