@@ -520,7 +520,11 @@ func TestCancelledLeaderDoesNotFailFollowers(t *testing.T) {
 		_, err := f.v.Validate(context.Background(), tok)
 		followerErr <- err
 	}()
+	deadline := time.Now().Add(10 * time.Second)
 	for f.v.joins.Load() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not join the lookup")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
