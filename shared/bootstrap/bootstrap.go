@@ -190,7 +190,9 @@ func (d *Deps) Limiter() (ratelimit.Limiter, error) {
 		return nil, err
 	}
 	primary := ratelimit.NewRedis(d.Redis, d.Config.Redis.KeyPrefix+"rl:", ratelimit.RedisOptions{})
-	return ratelimit.WithFallback(primary, mem, policy, d.Log, metrics), nil
+	f := ratelimit.WithFallback(primary, mem, policy, d.Log, metrics)
+	f.Cooldown = d.Config.Limits.FailureCooldown
+	return f, nil
 }
 
 // Cache returns the response cache, or nil when HTTP_CACHE_ENABLED=false.

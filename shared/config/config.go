@@ -65,7 +65,16 @@ func (c Config) Validate() error {
 		c.Limits.validate(),
 		c.Events.validate(),
 		c.Admin.validate(),
+		c.crossChecks(),
 	)
+}
+
+// crossChecks validates rules that span several structs.
+func (c Config) crossChecks() error {
+	if c.Limits.Backend == "redis" && c.Redis.Addr == "" {
+		return invalid("RATE_LIMIT_BACKEND", "redis requires REDIS_ADDR", c.Limits.Backend)
+	}
+	return nil
 }
 
 // invalid formats the one-line message for a bad value.

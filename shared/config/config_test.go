@@ -30,6 +30,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "soon"}, "SHUTDOWN_GRACE_PERIOD"},
 		{map[string]string{"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE"},
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"},
+		{map[string]string{"RATE_LIMIT_BACKEND": "redis"}, "RATE_LIMIT_BACKEND"},
 	}
 	for _, tt := range tests {
 		_, err := Load(context.Background(), envconfig.MapLookuper(tt.env))
