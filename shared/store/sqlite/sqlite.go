@@ -137,7 +137,7 @@ func classify(err error) (sqlcore.ErrKind, string) {
 // PostgreSQL constraint name (projects_name_key; projects_pkey for ids).
 func constraintName(msg string) string {
 	const marker = "constraint failed: "
-	i := strings.Index(msg, marker)
+	i := strings.LastIndex(msg, marker)
 	if i < 0 {
 		return ""
 	}
