@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
+	"github.com/llm-proxy/llm-proxy/shared/secrets"
 )
 
 const usage = `llm-proxy — a transparent, secure proxy for the OpenAI API
@@ -21,6 +22,7 @@ Usage:
   llm-proxy audit verify               check the audit trail's hash chain
   llm-proxy dispatch --service file|lunary|helicone|webhook …
                                        deliver request events from the Redis stream
+  llm-proxy keygen                     print a new random ENCRYPTION_KEY (base64 of 32 bytes)
   llm-proxy version                    print version and commit
 
 Configuration is read from environment variables; see the README.
@@ -44,6 +46,14 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return runAudit(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "dispatch":
 		return runDispatch(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "keygen":
+		key, err := secrets.GenerateKey()
+		if err != nil {
+			fmt.Fprintln(stderr, "llm-proxy keygen:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, key)
+		return 0
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "llm-proxy %s (commit %s)\n", buildinfo.Version(), buildinfo.Commit())
 		return 0

@@ -128,7 +128,10 @@ func (d *Deps) Invalidation(ctx context.Context) Invalidation {
 
 // Validator returns a token validator subscribed to inv.
 func (d *Deps) Validator(inv Invalidation) *tokens.Validator {
-	v := tokens.NewValidator(d.Store, d.Keyring, tokens.ValidatorOptions{})
+	t := d.Config.Tokens
+	v := tokens.NewValidator(d.Store, d.Keyring, tokens.ValidatorOptions{
+		PositiveTTL: t.CacheTTL, NegativeTTL: t.NegativeCacheTTL, MaxEntries: t.CacheMaxEntries,
+	})
 	inv.Subscribe(v)
 	return v
 }
@@ -136,7 +139,10 @@ func (d *Deps) Validator(inv Invalidation) *tokens.Validator {
 // UsageBatcher returns the background writer of request counters; it runs
 // until ctx ends and is flushed by Close.
 func (d *Deps) UsageBatcher(ctx context.Context) *tokens.UsageBatcher {
-	b := tokens.NewUsageBatcher(d.Store.AddUsage, tokens.UsageOptions{Logger: d.Log})
+	t := d.Config.Tokens
+	b := tokens.NewUsageBatcher(d.Store.AddUsage, tokens.UsageOptions{
+		FlushInterval: t.UsageFlushInterval, MaxPending: t.UsageMaxPending, Logger: d.Log,
+	})
 	go b.Run(ctx)
 	d.onClose(func(ctx context.Context) {
 		if err := b.Close(ctx); err != nil {

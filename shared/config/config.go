@@ -26,6 +26,7 @@ type Config struct {
 	Database Database
 	Redis    Redis
 	Secrets  Secrets
+	Tokens   Tokens
 	Audit    Audit
 	Proxy    Proxy
 	Cache    Cache
@@ -59,6 +60,7 @@ func (c Config) Validate() error {
 		c.Database.validate(),
 		c.Redis.validate(),
 		c.Secrets.validate(),
+		c.Tokens.validate(),
 		c.Audit.validate(),
 		c.Proxy.validate(),
 		c.Cache.validate(),
