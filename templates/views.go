@@ -1,0 +1,135 @@
+package templates
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/llm-proxy/llm-proxy/shared/management"
+)
+
+// Pager is the pagination of a list page: links keep the current filters.
+type Pager struct {
+	management.Pagination
+	// Query holds the list's filters (page is replaced per link).
+	Query url.Values
+	// Path is the list's path under the base path (e.g. "/projects").
+	Path string
+}
+
+// pageURL returns the list URL for page n.
+func (p Page) pageURL(pg Pager, n int) templ.SafeURL {
+	q := url.Values{}
+	for k, v := range pg.Query {
+		if k != "page" {
+			q[k] = v
+		}
+	}
+	q.Set("page", itoa(n))
+	return templ.SafeURL(p.Base + pg.Path + "?" + q.Encode())
+}
+
+// DashboardData is the dashboard.
+type DashboardData struct {
+	ActiveProjects, InactiveProjects int
+	ActiveTokens, TotalTokens        int
+	// ExpiringSoon are active tokens expiring within ExpiringWithin.
+	ExpiringSoon   []TokenRow
+	ExpiringWithin string
+	// Requests sums request_count per project over the tokens looked at.
+	Requests      []ProjectRequests
+	TotalRequests int64
+	// Partial is set when counters were summed over a capped sample.
+	Partial bool
+	Recent  []management.AuditEventResponse
+	Now     time.Time
+}
+
+// ProjectRequests is a row of the dashboard's requests table.
+type ProjectRequests struct {
+	ProjectID, Name string
+	Requests        int64
+	CacheHits       int64
+	Tokens          int
+}
+
+// ProjectsData is the projects list.
+type ProjectsData struct {
+	Projects []management.ProjectResponse
+	Search   string
+	Status   string // "", "active"
+	Pager    Pager
+}
+
+// ProjectFormData is the new/edit project form.
+type ProjectFormData struct {
+	Project management.ProjectResponse // empty for a new project
+	Name    string
+}
+
+// ProjectShowData is a project's page.
+type ProjectShowData struct {
+	Project     management.ProjectResponse
+	Tokens      []management.TokenResponse
+	TokensTotal int
+	Now         time.Time
+}
+
+// TokenRow is a token with its project's name.
+type TokenRow struct {
+	Token       management.TokenResponse
+	ProjectName string
+}
+
+// TokensData is the tokens list.
+type TokensData struct {
+	Tokens    []TokenRow
+	Projects  []management.ProjectResponse // for the filter
+	ProjectID string
+	Status    string // "", "active"
+	Pager     Pager
+	Now       time.Time
+}
+
+// TokenNewData is the generate-token form.
+type TokenNewData struct {
+	Projects    []management.ProjectResponse
+	ProjectID   string
+	Duration    string
+	MaxRequests string
+}
+
+// TokenCreatedData shows a new token, once.
+type TokenCreatedData struct {
+	Token       management.CreatedToken
+	ProjectName string
+	// ProxyURL is the proxy's OpenAI base URL for the usage example.
+	ProxyURL string
+}
+
+// TokenData is a token's page and edit form.
+type TokenData struct {
+	Token       management.TokenResponse
+	ProjectName string
+	Now         time.Time
+}
+
+// AuditData is the audit list.
+type AuditData struct {
+	Events []management.AuditEventResponse
+	Query  url.Values
+	Pager  Pager
+}
+
+// ConfirmData is the no-JavaScript confirmation page of a destructive action.
+type ConfirmData struct {
+	Heading string
+	Message string
+	// Action is the form's target (under the base path); Method the
+	// _method override ("" for none).
+	Action     string
+	Method     string
+	Button     string
+	CancelPath string
+}
