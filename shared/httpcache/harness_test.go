@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -239,6 +240,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-
-
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func withInfo(r *http.Request, project string) context.Context {
+	return llmproxy.WithRequestInfo(r.Context(), &llmproxy.RequestInfo{ProjectID: project})
+}
