@@ -7,8 +7,8 @@ type Database struct {
 	Driver          string        `env:"DB_DRIVER, default=sqlite" desc:"sqlite (embedded default) or postgres."`
 	URL             string        `env:"DATABASE_URL" desc:"PostgreSQL connection string, required when DB_DRIVER=postgres."`
 	Path            string        `env:"DATABASE_PATH, default=./data/llm-proxy.db" desc:"SQLite database file."`
-	PoolSize        int32         `env:"DATABASE_POOL_SIZE, default=10" desc:"Maximum open connections."`
-	MaxIdleConns    int32         `env:"DATABASE_MAX_IDLE_CONNS, default=5" desc:"Connections kept open when idle (PostgreSQL: pool minimum)."`
+	PoolSize        int32         `env:"DATABASE_POOL_SIZE, default=10" desc:"Maximum open connections (PostgreSQL pool size; SQLite read connections, beside one write connection)."`
+	MaxIdleConns    int32         `env:"DATABASE_MAX_IDLE_CONNS, default=5" desc:"SQLite read connections kept open when idle. PostgreSQL opens connections on first use (no dial at start) and closes idle ones after 30 minutes, so it keeps no minimum."`
 	ConnMaxLifetime time.Duration `env:"DATABASE_CONN_MAX_LIFETIME, default=1h" desc:"Maximum lifetime of a connection."`
 }
 
@@ -19,8 +19,17 @@ func (d Database) validate() error {
 	if d.Driver == "postgres" && d.URL == "" {
 		return invalid("DATABASE_URL", "required when DB_DRIVER=postgres", `""`)
 	}
+	if d.Driver == "sqlite" && d.Path == "" {
+		return invalid("DATABASE_PATH", "required when DB_DRIVER=sqlite", `""`)
+	}
 	if d.PoolSize < 1 {
 		return invalid("DATABASE_POOL_SIZE", "must be at least 1", d.PoolSize)
+	}
+	if d.MaxIdleConns < 0 {
+		return invalid("DATABASE_MAX_IDLE_CONNS", "must not be negative", d.MaxIdleConns)
+	}
+	if d.ConnMaxLifetime < 0 {
+		return invalid("DATABASE_CONN_MAX_LIFETIME", "must not be negative", d.ConnMaxLifetime)
 	}
 	return nil
 }

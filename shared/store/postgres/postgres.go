@@ -90,8 +90,8 @@ func classify(err error) (sqlcore.ErrKind, string) {
 		case pgErr.Code == "23503":
 			return sqlcore.KindForeignKey, pgErr.ConstraintName
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
-			strings.HasPrefix(pgErr.Code, "57"), // operator intervention (shutdown, cancel)
+			strings.HasPrefix(pgErr.Code, "53"),          // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57"),          // operator intervention (shutdown, cancel)
 			pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock
 			return sqlcore.KindUnavailable, ""
 		}
