@@ -29,10 +29,10 @@ func sampleInfo(id string) *llmproxy.RequestInfo {
 		RequestID: id, ClientRequestID: "client-1", Method: "POST", Path: "/v1/chat/completions",
 		TokenID: "tok_1", ProjectID: "prj_1", Model: "gpt-4o-mini", Status: 200, CacheStatus: llmproxy.CacheMiss,
 		Start: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), TimeToFirstByte: 120 * time.Millisecond, Duration: 450 * time.Millisecond,
-		UpstreamLatency: 100 * time.Millisecond,
-		Usage:           llmproxy.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, Source: llmproxy.UsageReported},
-		RequestBody:     []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`),
-		ResponseBody:    []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}`),
+		UpstreamLatency:     100 * time.Millisecond,
+		Usage:               llmproxy.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, Source: llmproxy.UsageReported},
+		RequestBody:         []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`),
+		ResponseBody:        []byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}`),
 		ResponseContentType: "application/json",
 	}
 }
