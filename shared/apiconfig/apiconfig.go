@@ -340,17 +340,30 @@ func (p *Provider) CachePath(reqPath string) bool {
 	return matchAny(p.cache, reqPath)
 }
 
-func matchAny(eps []endpoint, reqPath string) bool {
+// Endpoint returns the allowed endpoint that covers reqPath (its
+// configured spelling, a bounded set fit for a metrics label), or "".
+func (p *Provider) Endpoint(reqPath string) string {
+	if e := matchOne(p.endpoints, reqPath); e != nil {
+		return e.raw
+	}
+	return ""
+}
+
+func matchAny(eps []endpoint, reqPath string) bool { return matchOne(eps, reqPath) != nil }
+
+// matchOne returns the longest endpoint matching reqPath.
+func matchOne(eps []endpoint, reqPath string) *endpoint {
 	if !CleanPath(reqPath) || reqPath == "/" {
-		return false
+		return nil
 	}
 	segs := strings.Split(reqPath[1:], "/")
-	for _, e := range eps {
-		if e.match(segs) {
-			return true
+	var best *endpoint
+	for i := range eps {
+		if eps[i].match(segs) && (best == nil || len(eps[i].segs) > len(best.segs)) {
+			best = &eps[i]
 		}
 	}
-	return false
+	return best
 }
 
 // AllowsMethod reports whether method (upper case) is allowed.

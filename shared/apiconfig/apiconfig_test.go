@@ -124,6 +124,9 @@ apis:
 	if !p.CachePath("/v1/embeddings") || p.CachePath("/v1/images/edits") {
 		t.Fatal("cache endpoints wrong")
 	}
+	if p.Endpoint("/v1/threads/t9/runs/r1") != "/v1/threads/{id}/runs" || p.Endpoint("/v1/nope") != "" {
+		t.Fatalf("Endpoint = %q", p.Endpoint("/v1/threads/t9/runs/r1"))
+	}
 	if got := p.UpstreamURL("/v1/chat/completions", "a=b").String(); got != "http://vllm:8000/openai/v1/chat/completions?a=b" {
 		t.Fatalf("upstream URL = %s (the base path must be kept)", got)
 	}

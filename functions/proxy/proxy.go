@@ -1,0 +1,528 @@
+// Package proxy is the proxy function: the OpenAI-compatible /v1/* surface.
+// It authenticates a withering token, enforces quotas and limits, checks
+// the request against the provider file (methods, endpoints, parameters,
+// origins), swaps in the project's upstream key, streams the answer back
+// as the upstream sends it, counts usage (reported or estimated) and reports
+// each request to the metrics, the usage batcher and the event sink, all off
+// the request path.
+//
+// Pipeline: request id → CORS preflight → method/endpoint allow-list →
+// origin rules → bearer token → validation → body (read once, bounded) →
+// param_whitelist → limits (atomic admit) → cache layer (optional) → key
+// swap → upstream → usage → events.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
+	"github.com/llm-proxy/llm-proxy/shared/tokens"
+	"github.com/llm-proxy/llm-proxy/shared/usage"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// Authenticator validates a plaintext token (tokens.Validator satisfies it).
+// Errors are *llmproxy.Error: 401 for unknown/revoked/expired/malformed
+// tokens, 403 for an inactive project, ErrUnavailable for infrastructure.
+type Authenticator interface {
+	Validate(ctx context.Context, token string) (*tokens.Auth, error)
+}
+
+// UsageRecorder counts requests and cache hits per token off the request path
+// (tokens.UsageBatcher satisfies it). Record must not block.
+type UsageRecorder interface {
+	Record(tokenID string, cacheHit bool)
+}
+
+// EventSink receives every finished request, rejected ones included
+// (events.Publisher-like). It must not block and must not keep info after
+// returning without copying it.
+type EventSink interface {
+	RequestCompleted(info *llmproxy.RequestInfo)
+}
+
+// Deps are the proxy's collaborators. Config, API and Auth are required.
+type Deps struct {
+	Config config.Proxy
+	// API is the upstream provider (apiconfig.Load).
+	API  *apiconfig.Provider
+	Auth Authenticator
+	// Limiter admits requests (quotas and windows). Nil: an in-memory
+	// limiter of this process (ratelimit.NewMemory).
+	Limiter ratelimit.Limiter
+	// Usage persists request counters (nil: not persisted).
+	Usage UsageRecorder
+	// Counter estimates tokens (nil: a new one; call Warm on it in the
+	// background at start).
+	Counter *usage.Counter
+	// Cache wraps the upstream call (httpcache middleware); nil: no cache.
+	Cache func(http.Handler) http.Handler
+	// Events receives finished requests; nil: none.
+	Events EventSink
+	// Metrics; nil: a new one (see (*Proxy).Metrics).
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Transport overrides the tuned upstream transport (tests).
+	Transport http.RoundTripper
+}
+
+// Proxy is the /v1/* handler.
+type Proxy struct {
+	cfg       config.Proxy
+	api       *apiconfig.Provider
+	auth      Authenticator
+	limiter   ratelimit.Limiter
+	usage     UsageRecorder
+	counter   *usage.Counter
+	events    EventSink
+	metrics   *Metrics
+	log       *slog.Logger
+	upstream  http.Handler // the reverse proxy, wrapped by the cache layer
+	transport http.RoundTripper
+}
+
+// Error codes of the proxy's own refusals (beyond llmproxy's).
+const (
+	codeEndpointNotFound    = "endpoint_not_found"
+	codeParamNotAllowed     = "param_not_allowed"
+	codeInvalidBody         = "invalid_request_body"
+	codeOriginNotAllowed    = "origin_not_allowed"
+	codeUpstreamTimeout     = "upstream_timeout"
+	codeUpstreamUnavailable = "upstream_unavailable"
+	codeStreamInterrupted   = "upstream_stream_interrupted"
+)
+
+// New builds the proxy.
+func New(deps Deps) (*Proxy, error) {
+	switch {
+	case deps.API == nil:
+		return nil, errors.New("proxy: Deps.API is required")
+	case deps.Auth == nil:
+		return nil, errors.New("proxy: Deps.Auth is required")
+	}
+	if deps.Config.MaxRequestSize <= 0 {
+		deps.Config.MaxRequestSize = 10 << 20
+	}
+	p := &Proxy{
+		cfg: deps.Config, api: deps.API, auth: deps.Auth, limiter: deps.Limiter,
+		usage: deps.Usage, counter: deps.Counter, events: deps.Events,
+		metrics: deps.Metrics, log: deps.Log, transport: deps.Transport,
+	}
+	if p.limiter == nil {
+		p.limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	}
+	if p.counter == nil {
+		p.counter = usage.NewCounter()
+	}
+	if p.metrics == nil {
+		p.metrics = NewMetrics()
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.transport == nil {
+		p.transport = newTransport(deps.Config, deps.API)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
+		FlushInterval:  -1,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	p.upstream = rp
+	if deps.Cache != nil {
+		p.upstream = deps.Cache(rp)
+	}
+	return p, nil
+}
+
+// Metrics returns the proxy's metrics (for MetricsHandler and
+// JSONMetricsHandler).
+func (p *Proxy) Metrics() *Metrics { return p.metrics }
+
+// state is the per-request state shared between the handler, Rewrite,
+// ModifyResponse and the stream relay.
+type state struct {
+	info       *llmproxy.RequestInfo
+	auth       *tokens.Auth
+	body       []byte
+	decision   ratelimit.Decision
+	endpoint   string
+	stripUsage bool // the proxy added include_usage: remove the usage chunk
+	promptEst  int64
+	responded  bool // upstream answered (ModifyResponse ran)
+	stream     *relay
+	capture    *capture
+	origin     string
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey{}).(*state)
+	return st
+}
+
+// ServeHTTP handles one /v1/* request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := &llmproxy.RequestInfo{Method: r.Method, Path: r.URL.Path, Start: time.Now()}
+	if id := r.Header.Get(web.RequestIDHeader); web.SaneRequestID(id) {
+		info.ClientRequestID = id
+	}
+	// Our own id: the outer middleware's, unless it merely kept the
+	// client's (the proxy's id must be unique: events are deduplicated by it).
+	info.RequestID = web.RequestID(r.Context())
+	if info.RequestID == "" || info.RequestID == info.ClientRequestID {
+		info.RequestID = web.NewRequestID()
+	}
+	w.Header().Set(web.RequestIDHeader, info.RequestID)
+	st := &state{info: info, endpoint: p.api.Endpoint(r.URL.Path)}
+	ctx := web.ContextWithRequestID(r.Context(), info.RequestID)
+	ctx = llmproxy.WithRequestInfo(context.WithValue(ctx, stateKey{}, st), info)
+	r = r.WithContext(ctx)
+	rw := &respWriter{ResponseWriter: w, start: info.Start}
+	p.metrics.begin()
+	defer p.finish(rw, r, st)
+	p.serve(rw, r, st)
+}
+
+func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
+	info := st.info
+	st.origin = r.Header.Get("Origin")
+	if r.Method == http.MethodOptions {
+		p.preflight(w, r, st)
+		return
+	}
+	if !p.api.AllowsMethod(r.Method) {
+		w.Header().Set("Allow", p.api.AllowHeader())
+		p.fail(w, r, http.StatusMethodNotAllowed, llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed,
+			fmt.Sprintf("Method %s is not allowed on this endpoint.", r.Method)))
+		return
+	}
+	if st.endpoint == "" {
+		p.fail(w, r, http.StatusNotFound, llmproxy.E(llmproxy.ErrNotFound, codeEndpointNotFound,
+			fmt.Sprintf("Invalid URL (%s %s)", r.Method, truncate(r.URL.Path, 200))))
+		return
+	}
+	if err := p.checkOrigin(w, r, st); err != nil {
+		p.fail(w, r, 0, err)
+		return
+	}
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		p.fail(w, r, 0, llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeInvalidToken,
+			"Missing or invalid Authorization header: expected 'Bearer <token>'."))
+		return
+	}
+	auth, err := p.auth.Validate(r.Context(), token)
+	if err != nil {
+		var le *llmproxy.Error
+		if !errors.As(err, &le) {
+			err = llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "token validation is temporarily unavailable", err)
+		}
+		p.fail(w, r, 0, err)
+		return
+	}
+	st.auth = auth
+	info.TokenID, info.ProjectID = auth.Token.ID, auth.Project.ID
+
+	body, err := p.readBody(r)
+	if err != nil {
+		p.fail(w, r, 0, err)
+		return
+	}
+	in, err := inspect(p.api, r.Header.Get("Content-Type"), body)
+	if err != nil {
+		p.fail(w, r, 0, err)
+		return
+	}
+	info.Model, info.Stream = in.model, in.stream
+	if in.stream && in.members != nil && !in.includeUsage && usageOptionEndpoint(st.endpoint) {
+		if nb, err := withIncludeUsage(in.members); err == nil {
+			body, st.stripUsage = nb, true
+		}
+	}
+	st.body = body
+	if p.cfg.CaptureBodies {
+		info.RequestBody, info.RequestTruncated = bounded(body, p.cfg.MaxRequestBodyCapture)
+	}
+
+	if !p.admit(w, r, st, body, in.model) {
+		return
+	}
+	if info.Stream {
+		// No server write deadline may cut a stream.
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	ctx := r.Context()
+	if d := p.api.Timeouts.Request; d > 0 && !info.Stream {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	p.upstream.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// usageOptionEndpoint reports whether the endpoint accepts
+// stream_options.include_usage.
+func usageOptionEndpoint(ep string) bool {
+	return ep == "/v1/chat/completions" || ep == "/v1/completions"
+}
+
+// bearer extracts the token of an Authorization header (scheme
+// case-insensitive, value trimmed).
+func bearer(h string) (string, bool) {
+	scheme, value, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	value = strings.TrimSpace(value)
+	return value, value != ""
+}
+
+// readBody reads the body once, bounded by MAX_REQUEST_SIZE.
+func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
+	limit := p.cfg.MaxRequestSize
+	tooLarge := llmproxy.E(llmproxy.ErrTooLarge, llmproxy.CodeTooLarge,
+		fmt.Sprintf("Request body exceeds the limit of %d bytes.", limit))
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, llmproxy.Wrap(llmproxy.ErrInvalid, codeInvalidBody, "the request body could not be read", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+// admit asks the limiter; it answers 429 or 503 itself and reports false.
+func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, body []byte, model string) bool {
+	t, proj := st.auth.Token, st.auth.Project
+	req := ratelimit.Request{
+		TokenID: t.ID, ProjectID: proj.ID,
+		TokenLimits: t.Limits, ProjectLimits: proj.Limits,
+		UsedRequests: t.RequestCount,
+	}
+	if t.MaxRequests != nil && *t.MaxRequests > 0 {
+		req.MaxRequests = *t.MaxRequests
+	}
+	if hasTokenLimit(t.Limits) || hasTokenLimit(proj.Limits) {
+		out := usage.MaxOutputTokens(body)
+		if out == 0 {
+			out = p.cfg.DefaultReserveTokens
+		}
+		st.promptEst = p.counter.PromptTokens(model, body)
+		req.ReserveTokens = out + st.promptEst
+	}
+	d, err := p.limiter.Admit(r.Context(), req)
+	if err != nil {
+		p.fail(w, r, 0, llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiting is temporarily unavailable", err))
+		return false
+	}
+	if !d.Allowed {
+		ratelimit.SetHeaders(w.Header(), d)
+		code := d.Code
+		if code == "" {
+			code = llmproxy.CodeRateLimitExceeded
+		}
+		msg := "Rate limit exceeded. Retry after the time given in Retry-After."
+		if code == llmproxy.CodeQuotaExceeded {
+			msg = "The token's request quota (max_requests) is exhausted."
+		}
+		p.fail(w, r, http.StatusTooManyRequests, llmproxy.E(llmproxy.ErrRateLimited, code, msg))
+		return false
+	}
+	st.decision = d
+	return true
+}
+
+func hasTokenLimit(l llmproxy.Limits) bool { return l.TokensPerMinute > 0 || l.TokensPerDay > 0 }
+
+// fail writes an OpenAI-shaped error. status 0 takes the error kind's.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
+	if status == 0 {
+		status = web.StatusOf(err)
+	}
+	st := stateFrom(r.Context())
+	if st != nil {
+		st.info.ErrorCode = llmproxy.ErrorCode(err)
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	p.log.LogAttrs(r.Context(), level, "proxy request refused",
+		slog.String("request_id", web.RequestID(r.Context())),
+		slog.Int("status", status), slog.String("error", err.Error()))
+	writeOpenAIError(w, status, llmproxy.ErrorCode(err), llmproxy.ErrorMessage(err))
+}
+
+func writeOpenAIError(w http.ResponseWriter, status int, code, message string) {
+	web.WriteJSON(w, status, web.OpenAIError{Error: web.OpenAIErrorDetail{
+		Message: message, Type: openAIType(status), Code: code,
+	}})
+}
+
+func openAIType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// finish runs once per request after the response ended: usage, limiter
+// settlement, usage counters, metrics and the event.
+func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
+	info := st.info
+	info.Duration = time.Since(info.Start)
+	info.Status = w.status
+	if info.Status == 0 {
+		if r.Context().Err() != nil {
+			info.Status = 499
+		} else {
+			info.Status = http.StatusOK
+		}
+	}
+	if !w.firstByte.IsZero() {
+		info.TimeToFirstByte = w.firstByte.Sub(info.Start)
+	}
+	if st.stream != nil && st.stream.interrupted() && r.Context().Err() != nil {
+		info.Status = 499 // the client went away mid-stream
+	}
+	p.computeUsage(st)
+	if res := st.decision.Reservation; res != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+		var err error
+		if info.Usage.TotalTokens > 0 && info.CacheStatus != llmproxy.CacheHit {
+			err = res.Settle(ctx, info.Usage.TotalTokens)
+		} else {
+			err = res.Release(ctx)
+		}
+		cancel()
+		if err != nil {
+			p.log.Warn("settle rate-limit reservation", "request_id", info.RequestID, "error", err)
+		}
+	}
+	if st.decision.Allowed && p.usage != nil {
+		p.usage.Record(info.TokenID, info.CacheStatus == llmproxy.CacheHit)
+	}
+	p.metrics.end(st, info)
+	if p.events != nil {
+		p.events.RequestCompleted(info)
+	}
+}
+
+// computeUsage fills info.Usage: reported by upstream, else estimated for
+// successful (or aborted) model answers, else none.
+func (p *Proxy) computeUsage(st *state) {
+	info := st.info
+	info.Usage = llmproxy.Usage{Source: llmproxy.UsageNone}
+	if !st.responded || info.CacheStatus == llmproxy.CacheHit {
+		return
+	}
+	if s := st.stream; s != nil {
+		if u, ok := s.acc.Reported(); ok {
+			info.Usage = u
+			return
+		}
+		text, extra := s.acc.Text()
+		if text == "" && extra == 0 {
+			return
+		}
+		prompt := st.promptEst
+		if prompt == 0 {
+			prompt = p.counter.PromptTokens(info.Model, st.body)
+		}
+		info.Usage = p.counter.Estimate(info.Model, prompt, text, extra)
+		return
+	}
+	c := st.capture
+	if c == nil || c.usageOverflow || info.Status >= 300 || len(c.usageBuf) == 0 {
+		return
+	}
+	u, text, ok := usage.FromJSON(c.usageBuf)
+	if ok {
+		info.Usage = u
+		return
+	}
+	if text == "" {
+		return
+	}
+	prompt := st.promptEst
+	if prompt == 0 {
+		prompt = p.counter.PromptTokens(info.Model, st.body)
+	}
+	info.Usage = p.counter.Estimate(info.Model, prompt, text, 0)
+}
+
+func bounded(b []byte, limit int64) ([]byte, bool) {
+	if int64(len(b)) <= limit {
+		return bytes.Clone(b), false
+	}
+	return bytes.Clone(b[:limit]), true
+}
+
+// respWriter records the status, the time of the first body byte and keeps
+// Flush and Unwrap working for the reverse proxy.
+type respWriter struct {
+	http.ResponseWriter
+	start     time.Time
+	status    int
+	firstByte time.Time
+	bytes     int64
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.firstByte.IsZero() && len(b) > 0 {
+		w.firstByte = time.Now()
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *respWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/usage"
+)
+
+// maxEvent bounds one SSE event the relay parses; a larger event switches
+// the relay to plain pass-through for the rest of the stream.
+const maxEvent = 4 << 20
+
+var keepAlive = []byte(": keep-alive\n\n")
+
+// relay is the body of a streamed (SSE) upstream response as the client
+// sees it. A goroutine reads upstream, splits the bytes into events, reads
+// usage and completion text from them, drops the usage-only chunk the proxy
+// asked for, and hands whole events to Read, which the reverse proxy copies
+// and flushes at once. While upstream is idle, Read emits ": keep-alive"
+// comments (always between events). An upstream failure mid-stream ends the
+// stream cleanly with an OpenAI-shaped error event.
+type relay struct {
+	ctx       context.Context
+	src       io.ReadCloser
+	events    chan []byte
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	keepAlive time.Duration
+	timer     *time.Timer
+	pending   []byte
+
+	// Written by the reader goroutine; read after Close.
+	acc      *usage.Stream
+	clean    bool // upstream ended with EOF
+	kept     []byte
+	keep     int64
+	truncate bool
+
+	closeOnce sync.Once
+}
+
+func newRelay(ctx context.Context, src io.ReadCloser, st *state, cfg config.Proxy) *relay {
+	r := &relay{
+		ctx: ctx, src: src, events: make(chan []byte, 16), stop: make(chan struct{}),
+		keepAlive: cfg.StreamKeepAlive, acc: usage.NewStream(0),
+	}
+	if cfg.CaptureBodies {
+		r.keep = cfg.MaxResponseBodyCapture
+	}
+	r.wg.Add(1)
+	go r.pump(st.stripUsage)
+	return r
+}
+
+// pump reads upstream until EOF, error, or Close.
+func (r *relay) pump(strip bool) {
+	defer r.wg.Done()
+	defer close(r.events)
+	parser := usage.NewParser(maxEvent)
+	passthrough := false
+	buf := make([]byte, 32<<10)
+	var out []byte
+	emit := func(raw []byte, ev usage.Event) {
+		if ev.HasData && r.acc.Observe(ev.Data) && strip {
+			return // the usage chunk the client did not ask for
+		}
+		out = append(out, raw...)
+	}
+	for {
+		n, err := r.src.Read(buf)
+		out = out[:0]
+		if n > 0 {
+			if passthrough {
+				out = append(out, buf[:n]...)
+			} else if perr := parser.Feed(buf[:n], emit); perr != nil {
+				passthrough = true
+				out = append(out, parser.Pending()...)
+			}
+		}
+		if err != nil {
+			if !passthrough {
+				out = append(out, parser.Pending()...)
+			}
+			if err == io.EOF {
+				r.clean = true
+			} else if r.ctx.Err() == nil {
+				out = append(out, interruptedEvent()...)
+			}
+		}
+		if len(out) > 0 {
+			r.capture(out)
+			select {
+			case r.events <- append([]byte(nil), out...):
+			case <-r.stop:
+				return
+			case <-r.ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func interruptedEvent() []byte {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": "The upstream stream was interrupted.", "type": "server_error", "param": nil, "code": codeStreamInterrupted,
+	}})
+	return append(append([]byte("data: "), b...), '\n', '\n')
+}
+
+func (r *relay) capture(b []byte) {
+	if r.keep <= 0 {
+		return
+	}
+	room := r.keep - int64(len(r.kept))
+	if room <= 0 {
+		r.truncate = true
+		return
+	}
+	if int64(len(b)) > room {
+		b, r.truncate = b[:room], true
+	}
+	r.kept = append(r.kept, b...)
+}
+
+// Read returns whole events as they arrive, or a keep-alive comment after
+// an idle interval.
+func (r *relay) Read(p []byte) (int, error) {
+	for len(r.pending) == 0 {
+		var tick <-chan time.Time
+		if r.keepAlive > 0 {
+			if r.timer == nil {
+				r.timer = time.NewTimer(r.keepAlive)
+			} else {
+				r.timer.Reset(r.keepAlive)
+			}
+			tick = r.timer.C
+		}
+		select {
+		case b, ok := <-r.events:
+			if !ok {
+				return 0, io.EOF
+			}
+			r.pending = b
+		case <-tick:
+			r.pending = keepAlive
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
+}
+
+// Close stops the reader goroutine and closes upstream; afterwards the
+// accumulated usage may be read.
+func (r *relay) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.stop)
+		err = r.src.Close()
+		r.wg.Wait()
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+	})
+	return err
+}
+
+// interrupted reports whether the stream ended before upstream finished.
+func (r *relay) interrupted() bool {
+	return !r.clean
+}
