@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
@@ -14,15 +15,16 @@ import (
 // MaxJSONBody bounds management request bodies.
 const MaxJSONBody = 1 << 20
 
-// DecodeJSON decodes a bounded JSON body into v. It requires a JSON content
-// type (or none), rejects trailing data, and returns *llmproxy.Error values
-// (invalid_request, request_too_large) ready for WriteError. Unknown fields are
-// ignored for compatibility with the original's clients.
+// DecodeJSON decodes a bounded JSON body into v. The body is JSON whatever
+// the Content-Type says (scripts often send `curl -d` bodies as form data),
+// except multipart, which is refused; trailing data is rejected. Errors are
+// *llmproxy.Error values (invalid_request, request_too_large) ready for
+// WriteError. Unknown fields are ignored for compatibility with the
+// original's clients.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return llmproxy.E(llmproxy.ErrInvalid, llmproxy.CodeInvalidRequest, "Content-Type must be application/json")
+		if mt, _, err := mime.ParseMediaType(ct); err == nil && strings.HasPrefix(mt, "multipart/") {
+			return llmproxy.E(llmproxy.ErrInvalid, llmproxy.CodeInvalidRequest, "request body must be JSON")
 		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))

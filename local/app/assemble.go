@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
+	managetokens "github.com/llm-proxy/llm-proxy/functions/manage-tokens"
+	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// assemble mounts every function on one mux — each mount is one line — and
+// returns it wrapped in the standard middleware. selfURL is the base URL at
+// which the process reaches itself (the in-process event broker delivers to
+// the dispatchers over real HTTP).
+func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, selfURL string) (http.Handler, error) {
+	cfg, log := d.Config, d.Log
+	inv := d.Invalidation(ctx)
+	rec, err := d.Audit()
+	if err != nil {
+		return nil, err
+	}
+	svc := d.Management(rec, inv)
+	cache, err := d.Cache()
+	if err != nil {
+		return nil, fmt.Errorf("response cache: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	health := web.Health(buildinfo.Version(), 2*time.Second, d.Checks()...)
+	mux.Handle("GET /health", health)
+	mux.Handle("GET /live", health)
+	mux.Handle("GET /ready", health)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+
+	projects := manageprojects.New(manageprojects.Deps{Service: svc, Auth: d.ManagementAuth(verify, rec, "management_api"), Cache: purger(cache), Log: log})
+	for _, p := range []string{"/manage/projects", "/manage/projects/", "/manage/audit", "/manage/audit/", "/manage/cache/"} {
+		mux.Handle(p, projects)
+	}
+	tokensFn := managetokens.New(managetokens.Deps{Service: svc, Auth: d.ManagementAuth(verify, rec, "management_api"), Log: log})
+	mux.Handle("/manage/tokens", tokensFn)
+	mux.Handle("/manage/tokens/", tokensFn)
+
+	if err := mountEvents(ctx, mux, d, selfURL); err != nil {
+		return nil, err
+	}
+	if err := mountProxy(ctx, mux, d, inv, cache); err != nil {
+		return nil, err
+	}
+	if err := mountAdmin(ctx, mux, d, svc, verify); err != nil {
+		return nil, err
+	}
+	mux.Handle("/", noRoute(log))
+	_ = cfg
+	return web.Chain(log, mux), nil
+}

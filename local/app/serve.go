@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/logging"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/secrets"
+	"github.com/llm-proxy/llm-proxy/shared/store"
+	"github.com/llm-proxy/llm-proxy/shared/store/migrate"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+// settingManagementTokenHash keeps the SHA-256 of a generated management
+// token, so the next start accepts the same token without storing it.
+const settingManagementTokenHash = "management_token_sha256"
+
+// runServe starts every function in one process on the embedded default.
+func runServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "llm-proxy serve takes no arguments (configure it with environment variables), got %q\n", args)
+		return 2
+	}
+	cfg, ok := loadConfig(ctx, lookupEnv, stderr)
+	if !ok {
+		return 1
+	}
+	log := logging.New(cfg.Log, stderr)
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		log.Error("llm-proxy serve stopped", "error", err)
+		fmt.Fprintln(stderr, "llm-proxy serve:", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	key, err := serveEncryptionKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Database.Driver == "sqlite" {
+		if err := os.MkdirAll(dirOf(cfg.Database.Path), 0o700); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	if err := migrate.Up(ctx, cfg.Database.Driver, migrate.DSN(cfg.Database)); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	deps, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{EncryptionKey: key})
+	if err != nil {
+		return err
+	}
+	defer deps.Shutdown(cfg.Server.ShutdownGrace)
+
+	verify, err := managementVerifier(ctx, cfg, deps.Store, stdout)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.ListenAddr, err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	handler, err := assemble(runCtx, deps, verify, loopbackURL(ln.Addr()))
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	log.Info("llm-proxy serve listening", "addr", ln.Addr().String(), "db", cfg.Database.Driver)
+	fmt.Fprintf(stdout, "llm-proxy is listening on %s (admin UI: %s/admin/)\n", ln.Addr(), loopbackURL(ln.Addr()))
+	return web.Serve(ctx, log, ln, handler, web.ServerOptions{
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ShutdownGrace:     cfg.Server.ShutdownGrace,
+	})
+}
+
+// serveEncryptionKey is ENCRYPTION_KEY, else the key file in DATA_DIR
+// (created, mode 0600, on the first start).
+func serveEncryptionKey(cfg config.Config, log *slog.Logger) (string, error) {
+	if cfg.Secrets.EncryptionKey != "" {
+		return cfg.Secrets.EncryptionKey, nil
+	}
+	key, created, err := secrets.LoadOrCreateKeyFile(cfg.Server.DataDir)
+	if err != nil {
+		return "", err
+	}
+	if created {
+		log.Warn("ENCRYPTION_KEY is not set: created a random key file; back it up, upstream keys cannot be decrypted without it",
+			"path", cfg.Server.DataDir+"/"+secrets.KeyFileName)
+	}
+	return key, nil
+}
+
+// managementVerifier checks management tokens against MANAGEMENT_TOKEN, or,
+// when it is unset, against a generated token whose hash is kept in the
+// database. A generated token is printed once, on the start that creates it.
+func managementVerifier(ctx context.Context, cfg config.Config, st store.Store, stdout io.Writer) (mgmtauth.Verifier, error) {
+	if cfg.Server.ManagementToken != "" {
+		return mgmtauth.StaticToken(cfg.Server.ManagementToken), nil
+	}
+	digest, err := st.GetSetting(ctx, settingManagementTokenHash)
+	if err == nil {
+		return mgmtauth.SHA256Token(digest), nil
+	}
+	if !errors.Is(err, llmproxy.ErrNotFound) {
+		return nil, fmt.Errorf("read management token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	token := "llmp_mgmt_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	sum := sha256.Sum256([]byte(token))
+	digest = hex.EncodeToString(sum[:])
+	if err := st.PutSetting(ctx, settingManagementTokenHash, digest); err != nil {
+		return nil, fmt.Errorf("store management token hash: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nMANAGEMENT_TOKEN was not set, so one was generated. It is shown only this once; only its hash is kept:\n\n    MANAGEMENT_TOKEN=%s\n\n", token)
+	return mgmtauth.SHA256Token(digest), nil
+}
+
+// loopbackURL is the base URL at which this process reaches itself.
+func loopbackURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String()
+	}
+	host := "127.0.0.1"
+	if tcp.IP != nil && !tcp.IP.IsUnspecified() {
+		host = tcp.IP.String()
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i]
+		}
+	}
+	return "."
+}
+
+// noRoute answers unknown paths with the management API's JSON error.
+func noRoute(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "no route for "+r.URL.Path))
+	})
+}
