@@ -91,6 +91,15 @@ func TestRequestCompletedEvent(t *testing.T) {
 	if d.Response == nil || !strings.Contains(string(d.Response.JSON), `"hello"`) {
 		t.Fatalf("response body: %+v", d.Response)
 	}
+	// Structured mode (file lines, Redis stream entries) embeds data as JSON.
+	line, err := EncodeEvent(&ev)
+	if err != nil || !strings.Contains(string(line), `"data":{"request_id":"req-1"`) || strings.Contains(string(line), "data_base64") {
+		t.Fatalf("structured JSON: %v %s", err, line)
+	}
+	back, err := DecodeEvent(line)
+	if err != nil || string(back.Data()) != string(ev.Data()) {
+		t.Fatalf("round trip: %v", err)
+	}
 	// Without bodies, and a non-JSON body goes base64.
 	d2 := BuildRequestCompleted(sampleInfo("x"), false)
 	if d2.Request != nil || d2.Response != nil {

@@ -79,7 +79,12 @@ func setJSON(e *event.Event, data any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s data: %w", e.Type(), err)
 	}
-	return e.SetData(cloudevents.ApplicationJSON, b)
+	// Already-encoded JSON: keep it as "data" (not "data_base64") in
+	// structured mode.
+	e.SetDataContentType(cloudevents.ApplicationJSON)
+	e.DataEncoded = b
+	e.DataBase64 = false
+	return nil
 }
 
 // NewRequestCompletedEvent wraps d in a request.completed event from source.
