@@ -40,11 +40,12 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 	mux.Handle("GET /ready", health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
-	projects := manageprojects.New(manageprojects.Deps{Service: svc, Auth: d.ManagementAuth(verify, rec, "management_api"), Cache: purger(cache), Log: log})
+	auth := d.ManagementAuth(verify, rec, "management_api") // one failure budget for all management routes
+	projects := manageprojects.New(manageprojects.Deps{Service: svc, Auth: auth, Cache: purger(cache), Log: log})
 	for _, p := range []string{"/manage/projects", "/manage/projects/", "/manage/audit", "/manage/audit/", "/manage/cache/"} {
 		mux.Handle(p, projects)
 	}
-	tokensFn := managetokens.New(managetokens.Deps{Service: svc, Auth: d.ManagementAuth(verify, rec, "management_api"), Log: log})
+	tokensFn := managetokens.New(managetokens.Deps{Service: svc, Auth: auth, Log: log})
 	mux.Handle("/manage/tokens", tokensFn)
 	mux.Handle("/manage/tokens/", tokensFn)
 

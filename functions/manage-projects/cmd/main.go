@@ -1,0 +1,52 @@
+// Command manage-projects is the manage-projects function as a deployable
+// (Knative Service or OpenFaaS function): /manage/projects…, /manage/audit…
+// and /manage/cache/purge over PostgreSQL (or SQLite) and Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
+	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/platform"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+const name = "manage-projects"
+
+func main() { platform.Main(name, run) }
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.Server.ManagementToken == "" {
+		return errors.New("MANAGEMENT_TOKEN is required (e.g. openssl rand -base64 32, shared by every function)")
+	}
+	d, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{})
+	if err != nil {
+		return err
+	}
+	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
+	rt.OnDrain(d.Close)
+	rec, err := d.Audit()
+	if err != nil {
+		return err
+	}
+	svc := d.Management(rec, d.Invalidation(ctx))
+	var purger management.CachePurger
+	if cfg.Cache.Enabled && cfg.Cache.Backend == "redis" { // an in-memory cache lives in the proxy, out of reach
+		c, err := d.Cache()
+		if err != nil {
+			return err
+		}
+		purger = c
+	}
+	h := manageprojects.New(manageprojects.Deps{
+		Service: svc, Auth: d.ManagementAuth(mgmtauth.StaticToken(cfg.Server.ManagementToken), rec, "management_api"),
+		Cache: purger, Log: log,
+	})
+	return rt.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, h))
+}
