@@ -265,8 +265,11 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 		return
 	}
 	if info.Stream {
-		// No server write deadline may cut a stream.
-		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+		// No server deadline may cut a stream: the write deadline would end
+		// it, an expired read deadline would cancel its context.
+		rc := http.NewResponseController(w.ResponseWriter)
+		_ = rc.SetWriteDeadline(time.Time{})
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
@@ -422,6 +425,11 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 		info.Status = 499 // the client went away mid-stream
 	}
 	p.computeUsage(st)
+	if s := st.stream; s != nil {
+		info.ResponseBody, info.ResponseTruncated = s.kept, s.truncate
+	} else if c := st.capture; c != nil {
+		info.ResponseBody, info.ResponseTruncated = c.kept, c.truncated
+	}
 	if res := st.decision.Reservation; res != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
 		var err error

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -66,8 +67,20 @@ func (r *relay) pump(strip bool) {
 	buf := make([]byte, 32<<10)
 	var out []byte
 	emit := func(raw []byte, ev usage.Event) {
-		if ev.HasData && r.acc.Observe(ev.Data) && strip {
+		if !ev.HasData {
+			out = append(out, raw...)
+			return
+		}
+		if r.acc.Observe(ev.Data) && strip {
 			return // the usage chunk the client did not ask for
+		}
+		if strip && bytes.Contains(ev.Data, nullUsage) {
+			if data, ok := withoutNullUsage(ev.Data); ok && bytes.HasPrefix(raw, dataPrefix) && bytes.Count(raw, []byte("data:")) == 1 {
+				out = append(out, dataPrefix...)
+				out = append(out, data...)
+				out = append(out, '\n', '\n')
+				return
+			}
 		}
 		out = append(out, raw...)
 	}
@@ -106,6 +119,40 @@ func (r *relay) pump(strip bool) {
 			return
 		}
 	}
+}
+
+var (
+	nullUsage  = []byte(`"usage":null`)
+	dataPrefix = []byte("data: ")
+)
+
+// withoutNullUsage removes the top-level "usage":null member that
+// include_usage adds to every chunk, so the client sees the chunk OpenAI
+// would have sent without it. Other members keep their bytes.
+func withoutNullUsage(data []byte) ([]byte, bool) {
+	ms, err := parseObject(data)
+	if err != nil {
+		return nil, false
+	}
+	var b bytes.Buffer
+	b.Grow(len(data))
+	b.WriteByte('{')
+	first := true
+	for _, m := range ms {
+		if m.key == "usage" && string(m.raw) == "null" {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		k, _ := json.Marshal(m.key)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(m.raw)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), true
 }
 
 func interruptedEvent() []byte {
