@@ -1,11 +1,9 @@
 package httpcache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"hash"
 	"io"
 	"math/big"
@@ -140,84 +138,14 @@ func bodyDigest(body []byte, dst []byte) []byte {
 		h.Write([]byte("empty"))
 		return h.Sum(dst)
 	}
-	if v, ok := decodeJSON(body); ok {
+	if c, ok := canonicalJSON(body); ok {
 		h.Write([]byte("json\x00"))
-		c := canon{h: h}
-		c.value(v)
+		h.Write(c)
 		return h.Sum(dst)
 	}
 	h.Write([]byte("raw\x00"))
 	h.Write(body)
 	return h.Sum(dst)
-}
-
-func decodeJSON(body []byte) (any, bool) {
-	t := bytes.TrimLeft(body, " \t\r\n")
-	if len(t) == 0 || (t[0] != '{' && t[0] != '[') {
-		return nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(t))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF { // trailing data: not one JSON value
-		return nil, false
-	}
-	return v, true
-}
-
-// canon writes a JSON value into a hash unambiguously: a type tag, then
-// length-prefixed content; object keys sorted; numbers as exact rationals so
-// 1.0, 1 and 1e0 are one value.
-type canon struct {
-	h   hash.Hash
-	buf [binary.MaxVarintLen64]byte
-}
-
-func (c *canon) tag(b byte) { c.h.Write([]byte{b}) }
-
-func (c *canon) str(s string) {
-	c.h.Write(c.buf[:binary.PutUvarint(c.buf[:], uint64(len(s)))])
-	io.WriteString(c.h, s)
-}
-
-func (c *canon) value(v any) {
-	switch x := v.(type) {
-	case nil:
-		c.tag('z')
-	case bool:
-		if x {
-			c.tag('t')
-		} else {
-			c.tag('f')
-		}
-	case string:
-		c.tag('s')
-		c.str(x)
-	case json.Number:
-		c.tag('n')
-		c.str(canonicalNumber(string(x)))
-	case []any:
-		c.tag('a')
-		c.h.Write(c.buf[:binary.PutUvarint(c.buf[:], uint64(len(x)))])
-		for _, e := range x {
-			c.value(e)
-		}
-	case map[string]any:
-		c.tag('o')
-		c.h.Write(c.buf[:binary.PutUvarint(c.buf[:], uint64(len(x)))])
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			c.str(k)
-			c.value(x[k])
-		}
-	}
 }
 
 // canonicalNumber returns an exact canonical spelling of a JSON number.
