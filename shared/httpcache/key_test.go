@@ -124,6 +124,7 @@ func TestSSEEvents(t *testing.T) {
 		{"/v1/responses", "event: response.created\ndata: {}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\"}\n\n", true},
 		{"/v1/responses", "event: response.created\ndata: {}\n\n", false},
 		{"/v1/other", "data: a\n\n", true},
+		{"/v1/other", "data: a\n\ndata: {\"error\":{\"code\":\"stream_interrupted\"}}\n\n", false},
 		{"/v1/other", "", false},
 	} {
 		if got := streamFinished(tc.path, []byte(tc.body)); got != tc.want {

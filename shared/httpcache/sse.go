@@ -54,6 +54,9 @@ func streamFinished(path string, b []byte) bool {
 	}
 	for line := range bytes.Lines(last) {
 		line = bytes.TrimRight(line, "\r\n")
+		if bytes.HasPrefix(bytes.TrimSpace(bytes.TrimPrefix(line, []byte("data:"))), []byte(`{"error"`)) {
+			return false // the proxy ends an interrupted stream with an error event
+		}
 		if bytes.Equal(bytes.TrimSpace(bytes.TrimPrefix(line, []byte("data:"))), []byte("[DONE]")) && bytes.HasPrefix(line, []byte("data:")) {
 			return true
 		}
