@@ -469,7 +469,7 @@ func TestRedisStreamPublisher(t *testing.T) {
 		t.Fatalf("decoded %v %s", err, ev)
 	}
 	// Redis down: a retryable error.
-	down := NewRedisStreamPublisher(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}), stream, 10)
+	down := NewRedisStreamPublisher(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1}), stream, 10)
 	if err := down.Publish(context.Background(), batch[:0:0]); err != nil {
 		t.Fatal(err)
 	}
