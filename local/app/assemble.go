@@ -6,10 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
 	managetokens "github.com/llm-proxy/llm-proxy/functions/manage-tokens"
+	"github.com/llm-proxy/llm-proxy/functions/proxy"
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
@@ -21,7 +20,7 @@ import (
 // which the process reaches itself (the in-process event broker delivers to
 // the dispatchers over real HTTP).
 func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, selfURL string) (http.Handler, error) {
-	cfg, log := d.Config, d.Log
+	log := d.Log
 	inv := d.Invalidation(ctx)
 	rec, err := d.Audit()
 	if err != nil {
@@ -38,7 +37,6 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 	mux.Handle("GET /health", health)
 	mux.Handle("GET /live", health)
 	mux.Handle("GET /ready", health)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
 	auth := d.ManagementAuth(verify, rec, "management_api") // one failure budget for all management routes
 	projects := manageprojects.New(manageprojects.Deps{Service: svc, Auth: auth, Cache: purger(cache), Log: log})
@@ -49,16 +47,17 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 	mux.Handle("/manage/tokens", tokensFn)
 	mux.Handle("/manage/tokens/", tokensFn)
 
-	if err := mountEvents(ctx, mux, d, selfURL); err != nil {
+	emitter, err := mountEvents(ctx, mux, d, selfURL)
+	if err != nil {
 		return nil, err
 	}
-	if err := mountProxy(ctx, mux, d, inv, cache); err != nil {
+	if err := mountProxy(ctx, mux, d, proxy.Wiring{Invalidation: inv, Cache: cache, Events: emitter}); err != nil {
 		return nil, err
 	}
 	if err := mountAdmin(ctx, mux, d, svc, verify); err != nil {
 		return nil, err
 	}
+	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusFound))
 	mux.Handle("/", noRoute(log))
-	_ = cfg
 	return web.Chain(log, mux), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/llm-proxy/llm-proxy/functions/proxy"
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/management"
@@ -20,11 +21,20 @@ func purger(c *httpcache.Cache) management.CachePurger {
 }
 
 // TODO(lead): the proxy, admin UI and dispatcher mounts land with their functions.
-func mountEvents(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, selfURL string) error {
-	return nil
+func mountEvents(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, selfURL string) (proxy.EventSink, error) {
+	return nil, nil
 }
 
-func mountProxy(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, inv bootstrap.Invalidation, cache *httpcache.Cache) error {
+// mountProxy mounts the proxy at /v1/ and the metrics endpoints.
+func mountProxy(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, w proxy.Wiring) error {
+	p, err := proxy.FromConfig(ctx, d, w)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/v1/", p)
+	if d.Config.Proxy.EnableMetrics {
+		p.MetricsRoutes(mux, d.Config.Proxy.MetricsPath, d.Registry)
+	}
 	return nil
 }
 

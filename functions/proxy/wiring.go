@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
+	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/httpcache"
+	"github.com/llm-proxy/llm-proxy/shared/usage"
+)
+
+// Wiring are the process-level parts the proxy shares with other functions
+// of the same process (llm-proxy serve) or builds alone (the deployable).
+type Wiring struct {
+	Invalidation bootstrap.Invalidation
+	Cache        *httpcache.Cache // nil: no response cache
+	Events       EventSink        // nil: no events
+}
+
+// FromConfig builds the proxy from the process's shared dependencies: the
+// provider file (API_CONFIG_PATH), token validation subscribed to the
+// invalidation bus, the configured limiter, batched usage counters, and a
+// tokenizer that warms in the background (never blocking readiness).
+func FromConfig(ctx context.Context, d *bootstrap.Deps, w Wiring) (*Proxy, error) {
+	api, err := apiconfig.Load(d.Config.Proxy.APIConfigPath, d.Config.Proxy.DefaultAPIProvider)
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := d.Limiter()
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	counter := usage.NewCounter()
+	go counter.Warm()
+	deps := Deps{
+		Config:  d.Config.Proxy,
+		API:     api,
+		Auth:    d.Validator(w.Invalidation),
+		Limiter: limiter,
+		Usage:   d.UsageBatcher(ctx),
+		Counter: counter,
+		Events:  w.Events,
+		Log:     d.Log,
+	}
+	if w.Cache != nil {
+		deps.Cache = w.Cache.Middleware
+	}
+	return New(deps)
+}
+
+// MetricsRoutes mounts the metrics endpoints at METRICS_PATH (when
+// ENABLE_METRICS): Prometheus text at <path> and <path>/prometheus (the
+// original's path, used by its dashboards), the original's JSON counters at
+// <path>/json. others (the process's other registries: limiter, cache,
+// events) are merged into the Prometheus output.
+func (p *Proxy) MetricsRoutes(mux *http.ServeMux, path string, others ...prometheus.Gatherer) {
+	g := append(prometheus.Gatherers{p.metrics.Registry}, others...)
+	prom := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+	mux.Handle("GET "+path, prom)
+	mux.Handle("GET "+path+"/prometheus", prom)
+	mux.Handle("GET "+path+"/json", p.metrics.JSONMetricsHandler())
+}
