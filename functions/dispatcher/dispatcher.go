@@ -25,7 +25,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -153,7 +152,10 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handl
 // Receive is the CloudEvent function (functions-framework-go): nil (200) when
 // delivered or a duplicate; 400 for a poison event; 429 when the same event
 // is being delivered elsewhere; 503 when the backend or dedup store failed.
-func (d *Dispatcher) Receive(ctx context.Context, ev event.Event) protocol.Result {
+//
+// Its signature is functions-framework-go's CloudEvent function type; the
+// returned error is a *cehttp.Result carrying the status.
+func (d *Dispatcher) Receive(ctx context.Context, ev event.Event) error {
 	err := d.DeliverBatch(ctx, []event.Event{ev})[0]
 	switch {
 	case err == nil:

@@ -180,6 +180,10 @@ func TestIdempotentAndStatusCodes(t *testing.T) {
 	}
 }
 
+// Receive has functions-framework-go's CloudEvent function signature
+// (funcframework.RegisterCloudEventFunctionContext, functions.CloudEvent).
+var _ func(context.Context, cloudevents.Event) error = (*Dispatcher)(nil).Receive
+
 func TestReceiveForFunctionsFramework(t *testing.T) {
 	b := &countingBackend{}
 	d, err := New(Deps{Backend: b})
