@@ -17,6 +17,8 @@ import (
 // Wiring are the process-level parts the proxy shares with other functions
 // of the same process (llm-proxy serve) or builds alone (the deployable).
 type Wiring struct {
+	// API is the provider (LoadAPI); nil: loaded from API_CONFIG_PATH.
+	API          *apiconfig.Provider
 	Invalidation bootstrap.Invalidation
 	Cache        *httpcache.Cache // nil: no response cache
 	Events       EventSink        // nil: no events
@@ -27,9 +29,12 @@ type Wiring struct {
 // invalidation bus, the configured limiter, batched usage counters, and a
 // tokenizer that warms in the background (never blocking readiness).
 func FromConfig(ctx context.Context, d *bootstrap.Deps, w Wiring) (*Proxy, error) {
-	api, err := apiconfig.Load(d.Config.Proxy.APIConfigPath, d.Config.Proxy.DefaultAPIProvider)
-	if err != nil {
-		return nil, err
+	api := w.API
+	if api == nil {
+		var err error
+		if api, err = LoadAPI(d); err != nil {
+			return nil, err
+		}
 	}
 	limiter, err := d.Limiter()
 	if err != nil {
@@ -51,6 +56,12 @@ func FromConfig(ctx context.Context, d *bootstrap.Deps, w Wiring) (*Proxy, error
 		deps.Cache = w.Cache.Middleware
 	}
 	return New(deps)
+}
+
+// LoadAPI reads the provider selected by DEFAULT_API_PROVIDER from
+// API_CONFIG_PATH (the built-in OpenAI default when unset).
+func LoadAPI(d *bootstrap.Deps) (*apiconfig.Provider, error) {
+	return apiconfig.Load(d.Config.Proxy.APIConfigPath, d.Config.Proxy.DefaultAPIProvider)
 }
 
 // MetricsRoutes mounts the metrics endpoints at METRICS_PATH (when

@@ -27,7 +27,11 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 		return nil, err
 	}
 	svc := d.Management(rec, inv)
-	cache, err := d.Cache()
+	api, err := proxy.LoadAPI(d)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := d.Cache(api.CacheEndpoints...)
 	if err != nil {
 		return nil, fmt.Errorf("response cache: %w", err)
 	}
@@ -51,7 +55,7 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 	if err != nil {
 		return nil, err
 	}
-	if err := mountProxy(ctx, mux, d, proxy.Wiring{Invalidation: inv, Cache: cache, Events: emitter}); err != nil {
+	if err := mountProxy(ctx, mux, d, proxy.Wiring{API: api, Invalidation: inv, Cache: cache, Events: emitter}); err != nil {
 		return nil, err
 	}
 	if err := mountAdmin(ctx, mux, d, svc, verify); err != nil {

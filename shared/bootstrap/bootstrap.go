@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,8 +203,14 @@ func (d *Deps) Limiter() (ratelimit.Limiter, error) {
 }
 
 // Cache returns the response cache, or nil when HTTP_CACHE_ENABLED=false.
-func (d *Deps) Cache() (*httpcache.Cache, error) {
-	c, err := httpcache.Open(d.Config.Cache, d.Config.Redis, d.Log)
+// extraPaths are POST endpoints the operator enabled for caching in the
+// provider file (cache_endpoints), added to HTTP_CACHE_PATHS.
+func (d *Deps) Cache(extraPaths ...string) (*httpcache.Cache, error) {
+	cfg := d.Config.Cache
+	if len(extraPaths) > 0 {
+		cfg.Paths = strings.Join(append(cfg.PathList(), extraPaths...), ",")
+	}
+	c, err := httpcache.Open(cfg, d.Config.Redis, d.Log)
 	if err != nil || c == nil {
 		return nil, err
 	}

@@ -30,7 +30,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
 	rt.OnDrain(d.Close)
-	cache, err := d.Cache()
+	api, err := proxy.LoadAPI(d)
+	if err != nil {
+		return err
+	}
+	cache, err := d.Cache(api.CacheEndpoints...)
 	if err != nil {
 		return err
 	}
@@ -38,7 +42,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p, err := proxy.FromConfig(ctx, d, proxy.Wiring{Invalidation: d.Invalidation(ctx), Cache: cache, Events: emitter})
+	p, err := proxy.FromConfig(ctx, d, proxy.Wiring{API: api, Invalidation: d.Invalidation(ctx), Cache: cache, Events: emitter})
 	if err != nil {
 		return err
 	}
