@@ -59,9 +59,14 @@ func FromConfig(ctx context.Context, d *bootstrap.Deps, w Wiring) (*Proxy, error
 }
 
 // LoadAPI reads the provider selected by DEFAULT_API_PROVIDER from
-// API_CONFIG_PATH (the built-in OpenAI default when unset).
+// API_CONFIG_PATH, or the built-in OpenAI default (pointed at OPENAI_API_URL
+// when set).
 func LoadAPI(d *bootstrap.Deps) (*apiconfig.Provider, error) {
-	return apiconfig.Load(d.Config.Proxy.APIConfigPath, d.Config.Proxy.DefaultAPIProvider)
+	api, err := apiconfig.Load(d.Config.Proxy.APIConfigPath, d.Config.Proxy.DefaultAPIProvider)
+	if err != nil || d.Config.Proxy.APIConfigPath != "" || d.Config.Upstream.BaseURL == "" {
+		return api, err
+	}
+	return api.WithBaseURL(d.Config.Upstream.BaseURL)
 }
 
 // MetricsRoutes mounts the metrics endpoints at METRICS_PATH (when

@@ -16,10 +16,8 @@ import (
 )
 
 // assemble mounts every function on one mux — each mount is one line — and
-// returns it wrapped in the standard middleware. selfURL is the base URL at
-// which the process reaches itself (the in-process event broker delivers to
-// the dispatchers over real HTTP).
-func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, selfURL string) (http.Handler, error) {
+// returns it wrapped in the standard middleware.
+func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier) (http.Handler, error) {
 	log := d.Log
 	inv := d.Invalidation(ctx)
 	rec, err := d.Audit()
@@ -51,7 +49,7 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier, 
 	mux.Handle("/manage/tokens", tokensFn)
 	mux.Handle("/manage/tokens/", tokensFn)
 
-	emitter, err := mountEvents(ctx, mux, d, selfURL)
+	emitter, err := mountEvents(ctx, d)
 	if err != nil {
 		return nil, err
 	}

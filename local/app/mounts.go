@@ -20,11 +20,6 @@ func purger(c *httpcache.Cache) management.CachePurger {
 	return c
 }
 
-// TODO(lead): the proxy, admin UI and dispatcher mounts land with their functions.
-func mountEvents(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, selfURL string) (proxy.EventSink, error) {
-	return nil, nil
-}
-
 // mountProxy mounts the proxy at /v1/ and the metrics endpoints.
 func mountProxy(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, w proxy.Wiring) error {
 	p, err := proxy.FromConfig(ctx, d, w)

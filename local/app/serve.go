@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	handler, err := assemble(runCtx, deps, verify, loopbackURL(ln.Addr()))
+	handler, err := assemble(runCtx, deps, verify)
 	if err != nil {
 		_ = ln.Close()
 		return err

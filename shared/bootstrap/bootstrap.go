@@ -86,6 +86,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 
 func (d *Deps) onClose(f func(ctx context.Context)) { d.closers = append(d.closers, f) }
 
+// OnClose registers f to run on Close; hooks run newest first, so a part
+// registered before another is closed after it.
+func (d *Deps) OnClose(f func(ctx context.Context)) { d.onClose(f) }
+
 // Close releases everything Open and the builders created, newest first.
 func (d *Deps) Close(ctx context.Context) {
 	for i := len(d.closers) - 1; i >= 0; i-- {

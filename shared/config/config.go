@@ -29,6 +29,7 @@ type Config struct {
 	Tokens   Tokens
 	Audit    Audit
 	Proxy    Proxy
+	Upstream Upstream
 	Cache    Cache
 	Limits   Limits
 	Events   Events
@@ -63,6 +64,7 @@ func (c Config) Validate() error {
 		c.Tokens.validate(),
 		c.Audit.validate(),
 		c.Proxy.validate(),
+		c.Upstream.validate(),
 		c.Cache.validate(),
 		c.Limits.validate(),
 		c.Events.validate(),
