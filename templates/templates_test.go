@@ -1,0 +1,171 @@
+package templates
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/llm-proxy/llm-proxy/shared/management"
+)
+
+// Recognisable secrets planted in the fixtures where a careless template
+// might pick them up (audit details, reasons). None may be rendered.
+const (
+	secretKey       = "sk-proj-SECRETUPSTREAMKEY0123456789"
+	secretTokenHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	secretToken     = "llmp_SECRETPLAINTEXTTOKENabcdef123"
+	secretMgmt      = "SECRET-MANAGEMENT-TOKEN-value"
+	newToken        = "llmp_NEWTOKENSHOWNONCEabcdef456"
+)
+
+func fixtures() map[string]templ.Component {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	exp := now.Add(time.Hour)
+	max := int64(10)
+	p := Page{Base: "/admin", Title: "T", Nav: "projects", CSRF: "csrf-value", SignedIn: true, AssetVersion: "1"}
+	proj := management.ProjectResponse{ID: "11111111-1111-1111-1111-111111111111", Name: "Proj", APIKey: "sk-pro...6789",
+		IsActive: true, CreatedAt: now, UpdatedAt: now}
+	tok := management.TokenResponse{ID: "22222222-2222-2222-2222-222222222222", Token: "llmp_SECR…f123", ProjectID: proj.ID,
+		ExpiresAt: &exp, IsActive: true, MaxRequests: &max, CreatedAt: now}
+	ev := management.AuditEventResponse{ID: "33333333-3333-3333-3333-333333333333", Timestamp: now, Action: "project.update",
+		Actor: "admin_ui", Outcome: "failure", ProjectID: proj.ID, TokenID: tok.ID, ClientIP: "192.0.2.1",
+		Details: map[string]any{
+			"api_key": secretKey, "token": secretToken, "token_hash": secretTokenHash,
+			"management_token": secretMgmt, "authorization": "Bearer " + secretMgmt, "updated_fields": []string{"name"},
+			"project_name": "Proj",
+		}}
+	pager := Pager{Pagination: management.Pagination{Page: 2, PageSize: 1, TotalCount: 3, TotalPages: 3, HasNext: true, HasPrev: true}, Path: "/x"}
+	return map[string]templ.Component{
+		"Layout":    Layout(p),
+		"Login":     Login(Page{Base: "/admin", Title: "Sign In", Error: "Invalid management token. Please check and try again."}),
+		"ErrorPage": ErrorPage(p, 404, "There is no such page."),
+		"Confirm":   Confirm(p, ConfirmData{Heading: "Revoke Token", Message: RevokeTokenMessage(tok.Token), Action: "/tokens/" + tok.ID, Method: "DELETE", Button: "Revoke Token", CancelPath: "/tokens"}),
+		"Dashboard": Dashboard(p, DashboardData{ActiveProjects: 1, ActiveTokens: 1, TotalTokens: 1, ExpiringWithin: "24 hours",
+			ExpiringSoon: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Requests: []ProjectRequests{{ProjectID: proj.ID, Name: "Proj", Requests: 3}},
+			Recent: []management.AuditEventResponse{ev}, Now: now}),
+		"Projects":    Projects(p, ProjectsData{Projects: []management.ProjectResponse{proj}, Pager: pager}),
+		"ProjectNew":  ProjectNew(p, ProjectFormData{Name: "Proj"}),
+		"ProjectEdit": ProjectEdit(p, ProjectFormData{Project: proj, Name: proj.Name}),
+		"ProjectShow": ProjectShow(p, ProjectShowData{Project: proj, Tokens: []management.TokenResponse{tok}, TokensTotal: 1, Now: now}),
+		"Tokens":      Tokens(p, TokensData{Tokens: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Projects: []management.ProjectResponse{proj}, Pager: pager, Now: now}),
+		"TokenNew":    TokenNew(p, TokenNewData{Projects: []management.ProjectResponse{proj}, Duration: DefaultDuration}),
+		"TokenCreated": TokenCreated(p, TokenCreatedData{Token: management.CreatedToken{ID: tok.ID, Token: newToken, Hint: "llmp_NEWT…f456",
+			ProjectID: proj.ID, ExpiresAt: &exp, IsActive: true, CreatedAt: now}, ProjectName: "Proj", ProxyURL: "http://localhost:8080/v1"}),
+		"TokenShow": TokenShow(p, TokenData{Token: tok, ProjectName: "Proj", Now: now}),
+		"TokenEdit": TokenEdit(p, TokenData{Token: tok, ProjectName: "Proj", Now: now}),
+		"Audit":     Audit(p, AuditData{Events: []management.AuditEventResponse{ev}, Pager: pager}),
+		"AuditShow": AuditShow(p, ev),
+	}
+}
+
+func render(t *testing.T, c templ.Component) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestEveryPageIsCovered keeps fixtures in step with the components: every
+// exported page component must be rendered by the secret test.
+func TestEveryPageIsCovered(t *testing.T) {
+	files, _ := filepath.Glob("*.templ")
+	re := regexp.MustCompile(`(?m)^templ ([A-Z]\w*)\(`)
+	fx := fixtures()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			if m[1] == "CSRFField" || m[1] == "Time" || m[1] == "TimeOr" || m[1] == "Pagination" {
+				continue // parts, rendered inside the pages
+			}
+			if _, ok := fx[m[1]]; !ok {
+				t.Errorf("component %s (%s) has no fixture in the secret test", m[1], f)
+			}
+		}
+	}
+}
+
+func TestNoPageRendersSecrets(t *testing.T) {
+	for name, c := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			html := render(t, c)
+			for what, s := range map[string]string{"upstream key": secretKey, "token hash": secretTokenHash,
+				"stored token": secretToken, "management token": secretMgmt} {
+				if strings.Contains(html, s) {
+					t.Errorf("%s renders the %s", name, what)
+				}
+			}
+			if name != "TokenCreated" && strings.Contains(html, newToken) {
+				t.Errorf("%s renders a new token's plaintext", name)
+			}
+			if name == "TokenCreated" && !strings.Contains(html, newToken) {
+				t.Error("TokenCreated does not show the new token")
+			}
+			// Key fields are never pre-filled.
+			if m := regexp.MustCompile(`id="api_key"[^>]*value=`).FindString(html); m != "" {
+				t.Errorf("%s pre-fills the api_key field: %s", name, m)
+			}
+			if m := regexp.MustCompile(`id="management_token"[^>]*value=`).FindString(html); m != "" {
+				t.Errorf("%s pre-fills the management token: %s", name, m)
+			}
+		})
+	}
+}
+
+func TestCompatibilityMarkup(t *testing.T) {
+	fx := fixtures()
+	for _, tc := range []struct {
+		page string
+		want []string
+	}{
+		{"Login", []string{`id="management_token"`, `name="management_token"`, `type="password"`, `<title>Sign In - LLM Proxy Admin</title>`, `class="alert alert-danger"`, `>Sign In</button>`}},
+		{"Layout", []string{`href="/admin/static/css/admin.css?v=1"`, `src="/admin/static/js/admin.js?v=1"`, `href="/admin/projects"`, `href="/admin/tokens"`, `aria-current="page"`, `name="csrf_token" value="csrf-value"`}},
+		{"Dashboard", []string{`<h1>Dashboard</h1>`, `id="server-time"`, `Create New Project`, `Generate Token`}},
+		{"Projects", []string{`<h1>Projects</h1>`, `badge bg-success`, `Revoke All Tokens`, `data-confirm="Are you sure you want to revoke ALL tokens for project &#34;Proj&#34;? This action cannot be undone."`, `rel="next"`, `rel="prev"`}},
+		{"ProjectEdit", []string{`id="name"`, `id="api_key"`, `id="is_active"`, `<input type="hidden" name="is_active" value="false">`, `Update Project`, `name="_method" value="PUT"`}},
+		{"ProjectNew", []string{`id="name"`, `id="api_key"`, `Create Project</button>`}},
+		{"ProjectShow", []string{`<h1>Proj</h1>`, `Status:`, `Generate Token`, `View Project Tokens`, `Edit Project`, `Revoke All Tokens`}},
+		{"Tokens", []string{`<h1>Tokens</h1>`, `href="/admin/tokens/22222222-2222-2222-2222-222222222222/edit"`, `Revoke Token`, `btn-outline-danger`, `0 / 10`, `data-confirm="Are you sure you want to revoke token`}},
+		{"TokenNew", []string{`id="project_id"`, `id="duration_minutes"`, `id="max_requests"`, `<option value="15" selected>15 minutes</option>`, `<option value="525600">365 days</option>`}},
+		{"TokenShow", []string{`<h1>Token Details</h1>`, `Token ID`, `Project`, `Status`, `badge bg-success`}},
+		{"TokenEdit", []string{`<h1>Edit Token</h1>`, `id="token_id"`, `id="project"`, `id="expires_at"`, `value="2026-03-04 06:06:07 UTC"`, `id="request_count"`, `id="is_active"`, `id="max_requests"`, `Update Token`, `Danger Zone`}},
+		{"Audit", []string{`Audit Events</h1>`, `bi-shield-check`, `name="search"`, `placeholder="Search events…"`, `bi-search`, `table table-hover`, `href="/admin/audit/33333333-3333-3333-3333-333333333333"`, `bi-x-circle`}},
+		{"AuditShow", []string{`<h1>Audit Event Details</h1>`, `Event #33333333-3333-3333-3333-333333333333`, `Back to List`, `Timestamp:`, `Action:`, `Actor:`, `Outcome:`, `IP Address:`, `<code>192.0.2.1</code>`, `Identifiers`, `Project ID`, `[redacted]`, `updated_fields`}},
+	} {
+		html := render(t, fx[tc.page])
+		for _, w := range tc.want {
+			if !strings.Contains(html, w) {
+				t.Errorf("%s lacks %s", tc.page, w)
+			}
+		}
+	}
+	// Times: UTC in the markup, machine-readable for the script.
+	html := render(t, Time(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), FmtYMDHM))
+	want := `<time datetime="2026-01-02T03:04:05Z" data-local-time="true" data-ts="2026-01-02T03:04:05Z" data-format="ymd_hm" title="2026-01-02T03:04:05Z">2026-01-02 03:04 UTC</time>`
+	if html != want {
+		t.Errorf("Time = %s\nwant %s", html, want)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ key, want string }{
+		{"api_key", "[redacted]"}, {"token", "[redacted]"}, {"token_hash", "[redacted]"}, {"management_token", "[redacted]"},
+		{"Authorization", "[redacted]"}, {"token_id", "v"}, {"project_id", "v"}, {"revoked_count", "v"}, {"token_hint", "v"},
+		{"updated_fields", "v"}, {"project_name", "v"}, {"max_requests", "v"},
+	} {
+		if got := Redact(tc.key, "v"); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
