@@ -230,6 +230,9 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 	}
 	auth, err := p.auth.Validate(r.Context(), token)
 	if err != nil {
+		if auth != nil { // a known token refused: attribute the request
+			info.TokenID, info.ProjectID = auth.Token.ID, auth.Project.ID
+		}
 		var le *llmproxy.Error
 		if !errors.As(err, &le) {
 			err = llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "token validation is temporarily unavailable", err)

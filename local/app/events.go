@@ -29,7 +29,7 @@ import (
 func mountEvents(ctx context.Context, d *bootstrap.Deps) (proxy.EventSink, error) {
 	cfg := d.Config
 	if cfg.Events.Bus != "in-process" {
-		pub, err := events.NewPublisher(cfg.Events, events.PublisherDeps{Redis: d.Redis})
+		pub, err := events.NewPublisher(cfg.Events, events.PublisherDeps{Redis: d.RedisClient()})
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +39,7 @@ func mountEvents(ctx context.Context, d *bootstrap.Deps) (proxy.EventSink, error
 	mux := http.NewServeMux()
 	var triggers []events.Trigger
 	addDispatcher := func(name, fileOverride string) error {
-		disp, err := dispatcher.FromConfig(cfg, d.Redis, fileOverride, d.Log, d.Registry)
+		disp, err := dispatcher.FromConfig(cfg, d.RedisClient(), fileOverride, d.Log, d.Registry)
 		if err != nil {
 			return fmt.Errorf("%s dispatcher: %w", name, err)
 		}

@@ -98,6 +98,15 @@ func (d *Deps) Close(ctx context.Context) {
 	d.closers = nil
 }
 
+// RedisClient is Redis as the interface other packages take: nil (not a
+// typed nil) without REDIS_ADDR.
+func (d *Deps) RedisClient() redis.UniversalClient {
+	if d.Redis == nil {
+		return nil
+	}
+	return d.Redis
+}
+
 // Checks are the readiness checks: the database, and Redis when configured.
 func (d *Deps) Checks() []web.Check {
 	checks := []web.Check{{Name: "database", Check: d.Store.Ping}}
@@ -237,7 +246,7 @@ func (d *Deps) Emitter(fn string, pub events.Publisher) (*events.Emitter, error)
 			}
 		}
 		var err error
-		pub, err = events.NewPublisher(cfg, events.PublisherDeps{Redis: d.Redis})
+		pub, err = events.NewPublisher(cfg, events.PublisherDeps{Redis: d.RedisClient()})
 		if err != nil {
 			return nil, err
 		}

@@ -161,7 +161,9 @@ func NewValidator(lookup Lookup, keyring *secrets.Keyring, opts ValidatorOptions
 // cached.
 //
 // The lifetime quota (MaxRequests) is not checked here: the limiter does it
-// atomically. Errors are *llmproxy.Error with client-safe messages.
+// atomically. Errors are *llmproxy.Error with client-safe messages. When a
+// known token is refused (revoked, expired, inactive project), its *Auth is
+// returned alongside the error for attribution only.
 func (v *Validator) Validate(ctx context.Context, plaintext string) (*Auth, error) {
 	if err := CheckFormat(plaintext); err != nil {
 		return nil, err
@@ -195,16 +197,19 @@ func digest(plaintext string) [32]byte {
 	return sha256.Sum256(buf[:])
 }
 
+// check refuses a revoked or expired token or an inactive project. A known
+// token's Auth is returned with the refusal, so the caller can attribute the
+// refused request (events, logs); it must not be used to go upstream.
 func check(auth *Auth, now time.Time) (*Auth, error) {
 	switch {
 	case auth == nil:
 		return nil, errTokenNotFound
 	case !auth.Token.IsActive:
-		return nil, errTokenRevoked
+		return auth, errTokenRevoked
 	case auth.Token.ExpiresAt != nil && !now.Before(*auth.Token.ExpiresAt):
-		return nil, errTokenExpired
+		return auth, errTokenExpired
 	case !auth.Project.IsActive:
-		return nil, errProjectInactive
+		return auth, errProjectInactive
 	}
 	return auth, nil
 }

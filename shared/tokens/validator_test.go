@@ -211,9 +211,9 @@ func TestValidate(t *testing.T) {
 		{"malformed", malformed, llmproxy.ErrUnauthorized, llmproxy.CodeInvalidToken, ""},
 		{"empty", "", llmproxy.ErrUnauthorized, llmproxy.CodeInvalidToken, ""},
 		{"unknown", unknown, llmproxy.ErrUnauthorized, llmproxy.CodeTokenNotFound, ""},
-		{"revoked", revoked, llmproxy.ErrUnauthorized, llmproxy.CodeTokenRevoked, ""},
-		{"expired", expired, llmproxy.ErrUnauthorized, llmproxy.CodeTokenExpired, ""},
-		{"inactive project", inactive, llmproxy.ErrForbidden, llmproxy.CodeProjectInactive, ""},
+		{"revoked", revoked, llmproxy.ErrUnauthorized, llmproxy.CodeTokenRevoked, "t-revoked"},
+		{"expired", expired, llmproxy.ErrUnauthorized, llmproxy.CodeTokenExpired, "t-expired"},
+		{"inactive project", inactive, llmproxy.ErrForbidden, llmproxy.CodeProjectInactive, "t-inactive-project"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,8 +230,14 @@ func TestValidate(t *testing.T) {
 					}
 				} else {
 					wantCode(t, err, tt.kind, tt.code)
-					if auth != nil {
-						t.Fatalf("round %d: auth returned with an error", round)
+					// A known token's refusal carries its Auth for attribution;
+					// an unknown or malformed one carries none.
+					known := tt.code == llmproxy.CodeTokenRevoked || tt.code == llmproxy.CodeTokenExpired || tt.code == llmproxy.CodeProjectInactive
+					if known != (auth != nil) {
+						t.Fatalf("round %d: auth = %v with %s, want attribution only for known tokens", round, auth, tt.code)
+					}
+					if known && auth.Token.ID != tt.wantToken {
+						t.Fatalf("round %d: attributed to %q, want %q", round, auth.Token.ID, tt.wantToken)
 					}
 				}
 				if round == 1 && f.store.calls() != before {
