@@ -115,7 +115,7 @@ func (r *Runtime) TrackEvent(fn func(context.Context, cloudevents.Event) error) 
 // request is in flight or grace has passed, then runs the drain hooks.
 func (r *Runtime) Drain() {
 	r.draining.Store(true)
-	r.log.Info("draining", "function", r.name, "in_flight", r.active.Load(), "grace", r.grace)
+	r.log.Info("draining", "in_flight", r.active.Load(), "grace", r.grace)
 	done := make(chan struct{})
 	go func() { r.inflight.Wait(); close(done) }()
 	ctx, cancel := context.WithTimeout(context.Background(), r.grace)
@@ -123,7 +123,7 @@ func (r *Runtime) Drain() {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		r.log.Warn("grace period over with requests in flight", "function", r.name, "in_flight", r.active.Load())
+		r.log.Warn("grace period over with requests in flight", "in_flight", r.active.Load())
 	}
 	hookCtx, hookCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer hookCancel()
@@ -142,7 +142,7 @@ func (r *Runtime) drainOnSignal() {
 	go func() {
 		<-sig
 		r.Drain()
-		r.log.Info("drained, exiting", "function", r.name)
+		r.log.Info("drained, exiting")
 		r.exit(0)
 	}()
 }
@@ -157,7 +157,7 @@ func (r *Runtime) ServeHTTPFunction(port string, h http.Handler) error {
 	}
 	functions.HTTP(r.name, r.Handler(h).ServeHTTP)
 	r.drainOnSignal()
-	r.log.Info("listening", "function", r.name, "port", port, "version", buildinfo.Version())
+	r.log.Info("listening", "port", port, "version", buildinfo.Version())
 	return funcframework.Start(port)
 }
 
@@ -178,6 +178,6 @@ func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, fn f
 		}
 	}
 	r.drainOnSignal()
-	r.log.Info("listening", "function", r.name, "port", port, "version", buildinfo.Version())
+	r.log.Info("listening", "port", port, "version", buildinfo.Version())
 	return funcframework.Start(port)
 }
