@@ -389,4 +389,3 @@ func TestFiveMinuteStream(t *testing.T) {
 		t.Fatalf("stream lasted %v", d)
 	}
 }
-

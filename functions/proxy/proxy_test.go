@@ -480,9 +480,16 @@ func TestProgressiveStreamAndLongStream(t *testing.T) {
 	if spread < time.Duration(events-2)*gap {
 		t.Fatalf("events arrived bunched: spread %v", spread)
 	}
-	// Progressive: the first content event arrived long before the last.
-	if arrivals[1].Sub(arrivals[0]) > 5*gap*2 {
-		t.Fatalf("arrival times %v", arrivals)
+	// Progressive, not merely late: every content event arrived before the
+	// next one was sent, so no two consecutive content events are bunched.
+	bunched := 0
+	for i := 2; i < len(arrivals)-2; i++ {
+		if arrivals[i].Sub(arrivals[i-1]) < gap/5 {
+			bunched++
+		}
+	}
+	if bunched > 2 { // generous: a loaded 2-core machine may delay a few
+		t.Fatalf("%d content events arrived bunched: %v", bunched, arrivals)
 	}
 }
 
