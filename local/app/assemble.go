@@ -56,10 +56,9 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier) 
 	if err := mountProxy(ctx, mux, d, proxy.Wiring{API: api, Invalidation: inv, Cache: cache, Events: emitter}); err != nil {
 		return nil, err
 	}
-	if err := mountAdmin(ctx, mux, d, svc, verify); err != nil {
+	if err := mountAdmin(mux, d, svc, verify); err != nil {
 		return nil, err
 	}
-	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusFound))
 	mux.Handle("/", noRoute(log))
 	return web.Chain(log, mux), nil
 }

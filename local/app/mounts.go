@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"net/http"
+	"strings"
 
+	adminui "github.com/llm-proxy/llm-proxy/functions/admin-ui"
 	"github.com/llm-proxy/llm-proxy/functions/proxy"
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
@@ -33,6 +35,32 @@ func mountProxy(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, w pr
 	return nil
 }
 
-func mountAdmin(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, svc *management.Service, verify mgmtauth.Verifier) error {
+// mountAdmin mounts the admin UI under ADMIN_UI_PATH (it expects unstripped
+// paths) and redirects / to it.
+func mountAdmin(mux *http.ServeMux, d *bootstrap.Deps, svc *management.Service, verify mgmtauth.Verifier) error {
+	if !d.Config.Admin.Enabled {
+		return nil
+	}
+	h, err := adminUI(d, svc, verify)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(d.Config.Admin.Path, "/")
+	mux.Handle(base+"/", h)
+	mux.Handle(base, h)
+	mux.Handle("GET /{$}", http.RedirectHandler(base+"/", http.StatusFound))
 	return nil
+}
+
+// adminUI builds the admin UI handler.
+func adminUI(d *bootstrap.Deps, svc *management.Service, verify mgmtauth.Verifier) (http.Handler, error) {
+	cfg, err := d.AdminConfig()
+	if err != nil {
+		return nil, err
+	}
+	return adminui.New(adminui.Deps{
+		Service: svc, Reader: d.Store, VerifyManagementToken: verify,
+		BasePath: strings.TrimRight(cfg.Path, "/"), Config: cfg,
+		TrustedProxies: d.Config.Server.TrustedProxyPrefixes(), Log: d.Log,
+	})
 }

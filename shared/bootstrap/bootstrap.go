@@ -10,6 +10,7 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -258,6 +259,21 @@ func (d *Deps) Emitter(fn string, pub events.Publisher) (*events.Emitter, error)
 		}
 	})
 	return e, nil
+}
+
+// AdminConfig is ADMIN_UI_* with the session key derived from the keyring
+// when ADMIN_UI_SESSION_KEY is unset (stable across restarts and replicas).
+func (d *Deps) AdminConfig() (config.Admin, error) {
+	c := d.Config.Admin
+	if c.SessionKey != "" {
+		return c, nil
+	}
+	k, err := d.Keyring.DeriveKey("admin-ui-session")
+	if err != nil {
+		return c, err
+	}
+	c.SessionKey = hex.EncodeToString(k)
+	return c, nil
 }
 
 // Shutdown runs Close with a bounded context.

@@ -17,7 +17,7 @@ type Admin struct {
 	// X-Forwarded-Proto https from a trusted proxy).
 	SecureCookies string `env:"ADMIN_UI_SECURE_COOKIES, default=auto" desc:"Secure attribute of the admin session cookie: auto (when served over HTTPS, directly or via X-Forwarded-Proto from TRUSTED_PROXIES), true or false."`
 	// SessionKey encrypts and authenticates the session cookie (AES-256-GCM).
-	SessionKey string `env:"ADMIN_UI_SESSION_KEY" desc:"32-byte key (hex or base64) that encrypts admin session cookies; set it to share sessions between replicas and across restarts. Empty: a random key per process."`
+	SessionKey string `env:"ADMIN_UI_SESSION_KEY" desc:"32-byte key (hex or base64) that encrypts admin session cookies; Empty: derived from ENCRYPTION_KEY, so sessions survive restarts and are shared between replicas."`
 	// SessionIdle and SessionMax bound a session's life.
 	SessionIdle time.Duration `env:"ADMIN_UI_SESSION_IDLE_TIMEOUT, default=30m" desc:"An admin session ends after this long without a request."`
 	SessionMax  time.Duration `env:"ADMIN_UI_SESSION_MAX_AGE, default=12h" desc:"An admin session ends this long after sign-in, whatever the activity."`

@@ -64,6 +64,7 @@ var (
 
 type key struct {
 	id      string
+	raw     []byte
 	aead    cipher.AEAD
 	hmacKey []byte
 }
@@ -142,7 +143,19 @@ func newKey(name, b64 string) (*key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
-	return &key{id: keyID(raw), aead: aead, hmacKey: hmacKey}, nil
+	return &key{id: keyID(raw), raw: raw, aead: aead, hmacKey: hmacKey}, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose, derived from the current
+// master key with HKDF-SHA-256 and a label distinct from the keyring's own
+// (e.g. "admin-ui-session"). It lets other parts get a stable secret without
+// a variable of their own; it changes when ENCRYPTION_KEY rotates.
+func (k *Keyring) DeriveKey(purpose string) ([]byte, error) {
+	out, err := hkdf.Key(sha256.New, k.current.raw, nil, "llm-proxy/v1/derived/"+purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive %s key: %w", purpose, err)
+	}
+	return out, nil
 }
 
 // keyID is the public id of a master key: 8 hex digits of a labelled SHA-256.

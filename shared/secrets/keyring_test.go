@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -344,5 +345,25 @@ func TestErrNoEncryptionKeyMessage(t *testing.T) {
 	t.Parallel()
 	if !strings.Contains(ErrNoEncryptionKey.Error(), "openssl rand -base64 32") {
 		t.Fatalf("message does not say how to make a key: %v", ErrNoEncryptionKey)
+	}
+}
+
+func TestDeriveKey(t *testing.T) {
+	k1, k2 := newTestKey(t), newTestKey(t)
+	a, err := NewKeyring(k1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewKeyring(k1, nil)
+	c, _ := NewKeyring(k2, nil)
+	x, _ := a.DeriveKey("admin-ui-session")
+	y, _ := b.DeriveKey("admin-ui-session")
+	z, _ := c.DeriveKey("admin-ui-session")
+	w, _ := a.DeriveKey("other")
+	if len(x) != 32 || !bytes.Equal(x, y) {
+		t.Fatal("the same master key and purpose must derive the same 32-byte key")
+	}
+	if bytes.Equal(x, z) || bytes.Equal(x, w) {
+		t.Fatal("another master key or purpose must derive another key")
 	}
 }

@@ -1,0 +1,76 @@
+// Command admin-ui is the admin web UI as a deployable. It uses the shared
+// library directly (no HTTP hop to the management API). It answers both at
+// ADMIN_UI_PATH and at the root, so it works whether the route in front of it
+// (a Gateway API rewrite, the OpenFaaS gateway's /function/<name> prefix)
+// strips the prefix or not; its links always carry ADMIN_UI_PATH.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	adminui "github.com/llm-proxy/llm-proxy/functions/admin-ui"
+	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/platform"
+	"github.com/llm-proxy/llm-proxy/shared/web"
+)
+
+const name = "admin-ui"
+
+func main() { platform.Main(name, run) }
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.Server.ManagementToken == "" {
+		return errors.New("MANAGEMENT_TOKEN is required (e.g. openssl rand -base64 32, shared by every function)")
+	}
+	d, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{})
+	if err != nil {
+		return err
+	}
+	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
+	rt.OnDrain(d.Close)
+	rec, err := d.Audit()
+	if err != nil {
+		return err
+	}
+	adminCfg, err := d.AdminConfig()
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(adminCfg.Path, "/")
+	h, err := adminui.New(adminui.Deps{
+		Service:               d.Management(rec, d.Invalidation(ctx)),
+		Reader:                d.Store,
+		VerifyManagementToken: mgmtauth.StaticToken(cfg.Server.ManagementToken),
+		BasePath:              base,
+		Config:                adminCfg,
+		TrustedProxies:        cfg.Server.TrustedProxyPrefixes(),
+		Log:                   log,
+	})
+	if err != nil {
+		return err
+	}
+	return rt.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, withBasePath(base, h)))
+}
+
+// withBasePath gives h the unstripped paths it expects: a request that
+// arrives without the base path (stripped by the route in front) gets it
+// back.
+func withBasePath(base string, h http.Handler) http.Handler {
+	if base == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != base && !strings.HasPrefix(r.URL.Path, base+"/") {
+			r = r.Clone(r.Context())
+			r.URL.Path = base + r.URL.Path
+			r.URL.RawPath = ""
+		}
+		h.ServeHTTP(w, r)
+	})
+}
