@@ -470,9 +470,8 @@ func TestProgressiveStreamAndLongStream(t *testing.T) {
 	// Server deadlines far shorter than the stream: the stream must outlive
 	// them. The mock paces 12 events 250 ms apart (3 s in all) while the
 	// server's WriteTimeout and ReadTimeout are 1 s: without the proxy
-	// clearing both deadlines the stream is cut after 1 s (4 events). A
-	// 5-minute stream differs only in length: run it with
-	// LLMPROXY_LONG_STREAM=1 (TestFiveMinuteStream).
+	// clearing both deadlines the stream is cut after 1 s (4 events).
+	// TestFiveMinuteStream does the same for five minutes.
 	const events, gap = 12, 250 * time.Millisecond
 	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: events, ChunkDelay: gap}, writeTimout: time.Second})
 	arrivals := streamArrivals(t, h, events)
