@@ -102,7 +102,14 @@ type RevokeResult struct {
 	Total          int `json:"total_tokens"`
 	Revoked        int `json:"revoked_count"`
 	AlreadyRevoked int `json:"already_revoked_count"`
+	// TokenIDs are the ids of the tokens this call revoked (Revoked of
+	// them, in no particular order), so that callers can announce each
+	// revocation. Not part of the API's JSON.
+	TokenIDs []string `json:"-"`
 }
+
+// Counts returns r without TokenIDs (comparable).
+func (r RevokeResult) Counts() [3]int { return [3]int{r.Total, r.Revoked, r.AlreadyRevoked} }
 
 // UsageDelta is a batch of counter increments for one token, applied
 // atomically (request_count += Requests, cache_hit_count += CacheHits,

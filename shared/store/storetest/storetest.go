@@ -321,7 +321,7 @@ func testProjectUpdate(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r != (store.RevokeResult{}) {
+	if r.Counts() != (store.RevokeResult{}).Counts() {
 		t.Fatalf("RevokeResult = %+v without RevokeTokens, want zero", r)
 	}
 	if got.Name != "upd2" || got.APIKeyEncrypted != "ct2" || got.APIKeyHint != "sk-...wxyz" || got.Limits != lim || got.TokenDefaults != def || !got.IsActive {
@@ -404,8 +404,11 @@ func testProjectRevokeTokens(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r != (store.RevokeResult{Total: 4, Revoked: 3, AlreadyRevoked: 1}) {
+	if r.Counts() != (store.RevokeResult{Total: 4, Revoked: 3, AlreadyRevoked: 1}).Counts() {
 		t.Fatalf("RevokeProjectTokens = %+v, want total 4 revoked 3 already 1", r)
+	}
+	if !sameIDs(r.TokenIDs, []string{toks[1].ID, toks[2].ID, toks[3].ID}) {
+		t.Fatalf("RevokeProjectTokens TokenIDs = %v, want the three active tokens", r.TokenIDs)
 	}
 	for _, tk := range toks {
 		got := try(s.GetToken(c, tk.ID)).must(t)
@@ -417,11 +420,14 @@ func testProjectRevokeTokens(t *testing.T, s store.Store) {
 		t.Fatal("bulk revoke touched another project's token")
 	}
 	r, err = s.RevokeProjectTokens(c, p.ID, nil)
-	if err != nil || r != (store.RevokeResult{Total: 4, Revoked: 0, AlreadyRevoked: 4}) {
+	if err != nil || r.Counts() != (store.RevokeResult{Total: 4, Revoked: 0, AlreadyRevoked: 4}).Counts() {
 		t.Fatalf("second RevokeProjectTokens = %+v, %v", r, err)
 	}
+	if len(r.TokenIDs) != 0 {
+		t.Fatalf("second RevokeProjectTokens TokenIDs = %v, want none", r.TokenIDs)
+	}
 	empty := createProject(t, s, "empty")
-	if r, err := s.RevokeProjectTokens(c, empty.ID, nil); err != nil || r != (store.RevokeResult{}) {
+	if r, err := s.RevokeProjectTokens(c, empty.ID, nil); err != nil || r.Counts() != (store.RevokeResult{}).Counts() {
 		t.Fatalf("RevokeProjectTokens without tokens = %+v, %v", r, err)
 	}
 
@@ -432,8 +438,11 @@ func testProjectRevokeTokens(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.IsActive || got.DeactivatedAt == nil || r != (store.RevokeResult{Total: 2, Revoked: 2}) {
+	if got.IsActive || got.DeactivatedAt == nil || r.Counts() != (store.RevokeResult{Total: 2, Revoked: 2}).Counts() {
 		t.Fatalf("UpdateProject(revoke) = %+v %+v", got, r)
+	}
+	if !sameIDs(r.TokenIDs, []string{a.ID, b.ID}) {
+		t.Fatalf("UpdateProject(revoke) TokenIDs = %v, want %s %s", r.TokenIDs, a.ID, b.ID)
 	}
 	for _, id := range []string{a.ID, b.ID} {
 		if tk := try(s.GetToken(c, id)).must(t); tk.IsActive || tk.DeactivatedAt == nil {
@@ -1103,4 +1112,22 @@ func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Fatalf("Ping = %v", err)
 	}
+}
+
+// sameIDs reports whether got and want hold the same ids in any order.
+func sameIDs(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, id := range want {
+		seen[id]++
+	}
+	for _, id := range got {
+		if seen[id] == 0 {
+			return false
+		}
+		seen[id]--
+	}
+	return true
 }

@@ -308,11 +308,24 @@ func (c *Core) UpdateProject(ctx context.Context, id string, u store.ProjectUpda
 
 func (c *Core) revokeTokens(ctx context.Context, q Querier, projectID string, now time.Time) (store.RevokeResult, error) {
 	var r store.RevokeResult
-	n, err := q.Exec(ctx, c.q(`UPDATE tokens SET is_active = ?, deactivated_at = ? WHERE project_id = ? AND is_active = ?`),
+	rows, err := q.Query(ctx, c.q(`UPDATE tokens SET is_active = ?, deactivated_at = ? WHERE project_id = ? AND is_active = ? RETURNING id`),
 		false, c.t(now), projectID, true)
 	if err != nil {
 		return r, err
 	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return r, err
+		}
+		r.TokenIDs = append(r.TokenIDs, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return r, err
+	}
+	n := len(r.TokenIDs)
 	var total int64
 	if err := q.QueryRow(ctx, c.q(`SELECT count(*) FROM tokens WHERE project_id = ?`), projectID).Scan(&total); err != nil {
 		return r, err
