@@ -387,25 +387,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, status int, err err
 }
 
 func writeOpenAIError(w http.ResponseWriter, status int, code, message string) {
-	web.WriteJSON(w, status, web.OpenAIError{Error: web.OpenAIErrorDetail{
-		Message: message, Type: openAIType(status), Code: code,
-	}})
-}
-
-func openAIType(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "not_found_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	}
-	return "invalid_request_error"
+	web.WriteOpenAIBody(w, status, code, message)
 }
 
 // finish runs once per request after the response ended: usage, limiter

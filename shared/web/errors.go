@@ -69,11 +69,13 @@ type OpenAIErrorDetail struct {
 func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := StatusOf(err)
 	logError(r, log, status, err)
-	WriteJSON(w, status, OpenAIError{Error: OpenAIErrorDetail{
-		Message: llmproxy.ErrorMessage(err),
-		Type:    openAIType(status),
-		Code:    llmproxy.ErrorCode(err),
-	}})
+	WriteOpenAIBody(w, status, llmproxy.ErrorCode(err), llmproxy.ErrorMessage(err))
+}
+
+// WriteOpenAIBody writes an OpenAI-shaped error with the given status, code
+// and client-safe message; the type follows the status as OpenAI's does.
+func WriteOpenAIBody(w http.ResponseWriter, status int, code, message string) {
+	WriteJSON(w, status, OpenAIError{Error: OpenAIErrorDetail{Message: message, Type: openAIType(status), Code: code}})
 }
 
 func openAIType(status int) string {

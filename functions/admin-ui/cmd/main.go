@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,16 +24,7 @@ const name = "admin-ui"
 func main() { platform.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if cfg.Server.ManagementToken == "" {
-		return errors.New("MANAGEMENT_TOKEN is required (e.g. openssl rand -base64 32, shared by every function)")
-	}
-	d, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{})
-	if err != nil {
-		return err
-	}
-	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
-	rt.OnDrain(d.Close)
-	rec, err := d.Audit()
+	d, rec, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -55,7 +45,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return rt.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, withBasePath(base, h)))
+	return d.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, withBasePath(base, h)))
 }
 
 // withBasePath gives h the unstripped paths it expects: a request that

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
@@ -22,16 +21,7 @@ const name = "manage-projects"
 func main() { platform.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if cfg.Server.ManagementToken == "" {
-		return errors.New("MANAGEMENT_TOKEN is required (e.g. openssl rand -base64 32, shared by every function)")
-	}
-	d, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{})
-	if err != nil {
-		return err
-	}
-	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
-	rt.OnDrain(d.Close)
-	rec, err := d.Audit()
+	d, rec, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -48,5 +38,5 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Service: svc, Auth: d.ManagementAuth(mgmtauth.StaticToken(cfg.Server.ManagementToken), rec, "management_api"),
 		Cache: purger, Log: log,
 	})
-	return rt.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, h))
+	return d.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, h))
 }

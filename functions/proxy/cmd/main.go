@@ -21,16 +21,14 @@ const name = "proxy"
 func main() { platform.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{})
+	d, err := bootstrap.OpenFunction(ctx, name, cfg, log)
 	if err != nil {
 		return err
 	}
 	if d.Redis == nil {
 		log.Warn("REDIS_ADDR is not set: limits, revocation and the cache are per instance; run a single instance or set REDIS_ADDR")
 	}
-	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
-	rt.OnDrain(d.Close)
-	api, err := proxy.LoadAPI(d)
+	api, err := proxy.LoadAPI(d.Deps)
 	if err != nil {
 		return err
 	}
@@ -42,7 +40,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p, err := proxy.FromConfig(ctx, d, proxy.Wiring{API: api, Invalidation: d.Invalidation(ctx), Cache: cache, Events: emitter})
+	p, err := proxy.FromConfig(ctx, d.Deps, proxy.Wiring{API: api, Invalidation: d.Invalidation(ctx), Cache: cache, Events: emitter})
 	if err != nil {
 		return err
 	}
@@ -51,5 +49,5 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.Proxy.EnableMetrics {
 		p.MetricsRoutes(mux, cfg.Proxy.MetricsPath, d.Registry)
 	}
-	return rt.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, mux))
+	return d.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, mux))
 }
