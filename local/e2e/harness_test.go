@@ -196,7 +196,7 @@ func startServe(t testing.TB, dataDir string, env map[string]string) *Serve {
 	return s
 }
 
-// waitReady polls url until it answers 200.
+// waitReady polls url (every 5 ms) until it answers 200.
 func waitReady(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -208,7 +208,7 @@ func waitReady(t testing.TB, url string) {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready within 30s", url)
 }

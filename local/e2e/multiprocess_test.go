@@ -46,7 +46,7 @@ func function(t *testing.T, name string, env map[string]string) (string, *Proces
 	p := start(t, bin, full)
 	base := "http://127.0.0.1:" + port
 	waitReady(t, base+"/_/ready")
-	t.Logf("%s ready %v after exec (readiness polled every 50ms)", name, time.Since(started).Round(time.Millisecond))
+	t.Logf("%s ready %v after exec (readiness polled every 5ms)", name, time.Since(started).Round(time.Millisecond))
 	return base, p
 }
 
