@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
@@ -61,6 +62,14 @@ type Deps struct {
 	// MaskAPIKey masks an upstream key for display (default
 	// secrets.MaskAPIKey).
 	MaskAPIKey func(key string) string
+
+	// Events receives a CloudEvent after every successful change
+	// (project.updated, token.created, token.revoked; see events/README.md),
+	// usually an *events.Emitter. nil emits nothing.
+	Events EventEmitter
+	// EventSource is the CloudEvents source of those events (default
+	// DefaultEventSource).
+	EventSource string
 }
 
 // Service implements the management actions.
@@ -74,6 +83,10 @@ type Service struct {
 	gen     func() (string, error)
 	hint    func(string) string
 	mask    func(string) string
+	events  EventEmitter
+	source  string
+	// eventErrors counts events that could not be built or enqueued.
+	eventErrors atomic.Uint64
 }
 
 // New returns a Service. It panics when a required dependency is missing,
@@ -94,6 +107,10 @@ func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, keyring: d.Keyring, inv: d.Invalidator, rec: d.Audit,
 		clock: d.Clock, log: d.Log, gen: d.GenerateToken, hint: d.TokenHint, mask: d.MaskAPIKey,
+		events: d.Events, source: d.EventSource,
+	}
+	if s.source == "" {
+		s.source = DefaultEventSource
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -219,13 +236,14 @@ func (m *mutation) keep(e llmproxy.AuditEvent) llmproxy.AuditEvent {
 func (m *mutation) inDB() bool { return m.s.rec.StoresInDB() }
 
 // done writes the file record; fallback builds the event when the store did
-// not call back (database audit off).
+// not call back (database audit off). Afterwards m.ev is the action's
+// record (built even when auditing is off: change events use its id).
 func (m *mutation) done(fallback func() llmproxy.AuditEvent) {
+	if !m.ok {
+		m.ev, m.ok = fallback(), true
+	}
 	if !m.s.rec.Enabled() {
 		return
-	}
-	if !m.ok {
-		m.ev = fallback()
 	}
 	m.s.rec.WriteFile(m.ev)
 }
