@@ -166,11 +166,20 @@ func projectCreate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 	name := fs.String("name", "", "project name (required)")
 	key := fs.String("api-key", "", "upstream API key (required)")
 	fs.StringVar(key, "openai-key", "", "alias of --api-key")
+	limits := registerLimits(fs, "", "project limit (sum over its tokens)")
+	defaults := registerLimits(fs, "token-default-", "default for new tokens")
 	return func(ctx context.Context, c *call, _ []string) error {
 		if *name == "" || *key == "" {
 			return usagef("project create needs --name and --api-key")
 		}
-		r, err := c.do(ctx, "POST", "/manage/projects", nil, map[string]string{"name": *name, "api_key": *key})
+		body := map[string]any{"name": *name, "api_key": *key}
+		if limits.given() {
+			body["limits"] = limits.set()
+		}
+		if defaults.given() {
+			body["token_defaults"] = defaults.set()
+		}
+		r, err := c.do(ctx, "POST", "/manage/projects", nil, body)
 		if err != nil {
 			return err
 		}
@@ -218,8 +227,24 @@ func projectUpdate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 	fs.Var(&key, "api-key", "new upstream API key")
 	fs.Var(&key, "openai-key", "alias of --api-key")
 	fs.Var(&active, "active", "true to activate, false to deactivate")
+	limits := registerLimits(fs, "", "project limit (sum over its tokens)")
+	defaults := registerLimits(fs, "token-default-", "default for new tokens")
 	return func(ctx context.Context, c *call, pos []string) error {
 		body := map[string]any{}
+		if limits.given() || defaults.given() {
+			// PATCH replaces a limits object as a whole: start from the
+			// current values so that limits not given stay as they are.
+			cur, err := fetchLimits(ctx, c, projectPath(pos[0]))
+			if err != nil {
+				return err
+			}
+			if limits.given() {
+				body["limits"] = limits.over(cur.Limits)
+			}
+			if defaults.given() {
+				body["token_defaults"] = defaults.over(cur.TokenDefaults)
+			}
+		}
 		if name.v != nil {
 			body["name"] = *name.v
 		}
@@ -230,7 +255,7 @@ func projectUpdate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 			body["is_active"] = *active.v
 		}
 		if len(body) == 0 {
-			return usagef("project update needs at least one of --name, --api-key, --active")
+			return usagef("project update needs at least one of --name, --api-key, --active or a limit flag")
 		}
 		return patchProject(ctx, c, pos[0], body)
 	}
@@ -270,6 +295,7 @@ func tokenGenerate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 	duration := fs.String("duration", "", `lifetime: minutes (as in the original, default 1440) or a duration such as "24h", "30d"`)
 	expiresAt := fs.String("expires-at", "", "expiry time (RFC 3339) instead of --duration")
 	maxReq := fs.Int64("max-requests", 0, "lifetime request quota (0: unlimited)")
+	limits := registerLimits(fs, "", "token limit")
 	return func(ctx context.Context, c *call, _ []string) error {
 		if *projectID == "" {
 			return usagef("token generate needs --project-id")
@@ -301,6 +327,15 @@ func tokenGenerate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 		if *maxReq > 0 {
 			body["max_requests"] = *maxReq
 		}
+		if limits.given() {
+			// Given limits replace the project's token_defaults as a whole:
+			// start from them so that limits not given keep the default.
+			cur, err := fetchLimits(ctx, c, projectPath(*projectID))
+			if err != nil {
+				return err
+			}
+			body["limits"] = limits.over(cur.TokenDefaults)
+		}
 		r, err := c.do(ctx, "POST", "/manage/tokens", nil, body)
 		if err != nil {
 			return err
@@ -309,11 +344,12 @@ func tokenGenerate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 			return c.printJSON(r.body)
 		}
 		var t struct {
-			ID          string     `json:"id"`
-			Token       string     `json:"token"`
-			ProjectID   string     `json:"project_id"`
-			ExpiresAt   *time.Time `json:"expires_at"`
-			MaxRequests *int64     `json:"max_requests"`
+			ID          string         `json:"id"`
+			Token       string         `json:"token"`
+			ProjectID   string         `json:"project_id"`
+			ExpiresAt   *time.Time     `json:"expires_at"`
+			MaxRequests *int64         `json:"max_requests"`
+			Limits      map[string]any `json:"limits"`
 		}
 		if err := r.decode(&t); err != nil {
 			return err
@@ -324,6 +360,7 @@ func tokenGenerate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 		fmt.Fprintf(tw, "Project:\t%s\n", t.ProjectID)
 		fmt.Fprintf(tw, "Expires:\t%s\n", ts(t.ExpiresAt))
 		fmt.Fprintf(tw, "Max requests:\t%s\n", maxStr(t.MaxRequests))
+		fmt.Fprintf(tw, "Limits:\t%s\n", limitsStr(t.Limits))
 		if err := tw.Flush(); err != nil {
 			return err
 		}
@@ -375,8 +412,18 @@ func tokenUpdate(fs *flag.FlagSet) func(context.Context, *call, []string) error 
 	fs.Var(&active, "active", "true to reactivate, false to revoke")
 	fs.Var(&maxReq, "max-requests", "lifetime request quota (0: unlimited)")
 	fs.Var(&expires, "expires-at", `new expiry (RFC 3339) or "never"`)
+	limits := registerLimits(fs, "", "token limit")
 	return func(ctx context.Context, c *call, pos []string) error {
 		body := map[string]any{}
+		if limits.given() {
+			// PATCH replaces the limits object as a whole: start from the
+			// token's current limits so that limits not given stay.
+			cur, err := fetchLimits(ctx, c, tokenPath(pos[0]))
+			if err != nil {
+				return err
+			}
+			body["limits"] = limits.over(cur.Limits)
+		}
 		if active.v != nil {
 			body["is_active"] = *active.v
 		}
@@ -399,7 +446,7 @@ func tokenUpdate(fs *flag.FlagSet) func(context.Context, *call, []string) error 
 			}
 		}
 		if len(body) == 0 {
-			return usagef("token update needs at least one of --active, --max-requests, --expires-at")
+			return usagef("token update needs at least one of --active, --max-requests, --expires-at or a limit flag")
 		}
 		r, err := c.do(ctx, "PATCH", "/manage/tokens/"+url.PathEscape(pos[0]), nil, body)
 		if err != nil {
@@ -523,8 +570,8 @@ func printProject(c *call, r *response) error {
 	fmt.Fprintf(tw, "Deactivated:\t%s\n", ts(p.DeactivatedAt))
 	fmt.Fprintf(tw, "Created:\t%s\n", ts(&p.CreatedAt))
 	fmt.Fprintf(tw, "Updated:\t%s\n", ts(&p.UpdatedAt))
-	fmt.Fprintf(tw, "Limits:\t%s\n", compact(p.Limits))
-	fmt.Fprintf(tw, "Token defaults:\t%s\n", compact(p.TokenDefaults))
+	fmt.Fprintf(tw, "Limits:\t%s\n", limitsStr(p.Limits))
+	fmt.Fprintf(tw, "Token defaults:\t%s\n", limitsStr(p.TokenDefaults))
 	return tw.Flush()
 }
 
@@ -545,7 +592,7 @@ func printToken(c *call, r *response) error {
 	fmt.Fprintf(tw, "Cache hits:\t%d\n", t.CacheHitCount)
 	fmt.Fprintf(tw, "Created:\t%s\n", ts(&t.CreatedAt))
 	fmt.Fprintf(tw, "Last used:\t%s\n", ts(t.LastUsedAt))
-	fmt.Fprintf(tw, "Limits:\t%s\n", compact(t.Limits))
+	fmt.Fprintf(tw, "Limits:\t%s\n", limitsStr(t.Limits))
 	return tw.Flush()
 }
 

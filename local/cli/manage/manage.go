@@ -39,22 +39,32 @@ const usageText = `Usage: llm-proxy manage [flags] <resource> <action> [args]
 Resources and actions:
   project list [--search S] [--active-only] [--page N] [--page-size N]
   project get <id>
-  project create --name NAME --api-key KEY
-  project update <id> [--name NAME] [--api-key KEY] [--active true|false]
+  project create --name NAME --api-key KEY [LIMITS] [TOKEN DEFAULTS]
+  project update <id> [--name NAME] [--api-key KEY] [--active true|false] [LIMITS] [TOKEN DEFAULTS]
   project activate <id>
   project deactivate <id> [--revoke-tokens]
   project revoke-tokens <id>
   project delete <id>                 (always refused: projects are deactivated, not deleted)
-  token generate --project-id ID [--duration 1440|24h|30d] [--expires-at RFC3339] [--max-requests N]
+  token generate --project-id ID [--duration 1440|24h|30d] [--expires-at RFC3339] [--max-requests N] [LIMITS]
   token list [--project-id ID] [--active-only] [--page N] [--page-size N]
   token get <id>
-  token update <id> [--active true|false] [--max-requests N] [--expires-at RFC3339|never]
+  token update <id> [--active true|false] [--max-requests N] [--expires-at RFC3339|never] [LIMITS]
   token revoke <id>
   audit list [--action A] [--outcome O] [--actor A] [--project-id ID] [--token-id ID] [--client-ip IP]
              [--request-id ID] [--method M] [--path P] [--start-time T] [--end-time T] [--search S]
              [--page N] [--page-size N]
   audit get <id>
   cache purge (--all | --project-id ID [--method M --path P [--body JSON]])
+
+Limits (N >= 0, 0 means unlimited; a flag not given leaves that limit as it is):
+  LIMITS          the project's own limits (a cap on the sum over its tokens) or the token's:
+                  --requests-per-minute N --requests-per-day N --tokens-per-minute N --tokens-per-day N
+  TOKEN DEFAULTS  limits given to new tokens of the project:
+                  --token-default-requests-per-minute N --token-default-requests-per-day N
+                  --token-default-tokens-per-minute N --token-default-tokens-per-day N
+  A new token without limit flags gets the project's token defaults; limit flags given to
+  token generate override those defaults one by one. "tokens" are model tokens. The API
+  replaces a limits object as a whole, so update and generate read the current values first.
 
 Flags (anywhere on the line):
   --manage-api-base-url URL   management API (default http://localhost:8080, env MANAGEMENT_API_BASE_URL)

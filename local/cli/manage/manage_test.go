@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
 	managetokens "github.com/llm-proxy/llm-proxy/functions/manage-tokens"
 	"github.com/llm-proxy/llm-proxy/local/cli/manage"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management/managementtest"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -222,5 +226,255 @@ func TestCLI(t *testing.T) {
 	}
 	if r := run(t, env, "help"); r.code != 0 || !strings.Contains(r.stdout, "token generate") {
 		t.Errorf("help: %d %q", r.code, r.stdout)
+	}
+}
+
+// sent records the JSON bodies the CLI sends, by "METHOD path".
+type sent struct {
+	mu     sync.Mutex
+	bodies map[string][]map[string]any
+}
+
+func (s *sent) last(t *testing.T, key string) map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.bodies[key]
+	if len(b) == 0 {
+		t.Fatalf("no %s sent", key)
+	}
+	return b[len(b)-1]
+}
+
+// recordingServer is server() with a middleware that records request bodies.
+func recordingServer(t *testing.T) (*httptest.Server, *managementtest.Env, *sent) {
+	t.Helper()
+	env := managementtest.New(t, "sqlite", managementtest.Options{FailureLimit: 1000})
+	projects := manageprojects.New(manageprojects.Deps{Service: env.Service, Auth: env.Auth, Log: env.Log})
+	tokens := managetokens.New(managetokens.Deps{Service: env.Service, Auth: env.Auth, Log: env.Log})
+	mux := http.NewServeMux()
+	mux.Handle("/manage/tokens", tokens)
+	mux.Handle("/manage/tokens/", tokens)
+	mux.Handle("/manage/", projects)
+	rec := &sent{bodies: map[string][]map[string]any{}}
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Method != http.MethodGet {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("read body: %v", err)
+			}
+			var m map[string]any
+			if len(b) > 0 && json.Unmarshal(b, &m) == nil {
+				key := r.Method + " " + r.URL.Path
+				rec.mu.Lock()
+				rec.bodies[key] = append(rec.bodies[key], m)
+				rec.mu.Unlock()
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(web.Chain(env.Log, record))
+	t.Cleanup(srv.Close)
+	return srv, env, rec
+}
+
+func TestCLILimits(t *testing.T) {
+	t.Parallel()
+	srv, env, rec := recordingServer(t)
+	genv := map[string]string{"MANAGEMENT_API_BASE_URL": srv.URL, "MANAGEMENT_TOKEN": managementtest.ManagementToken}
+	ctx := context.Background()
+	ok := func(args ...string) result {
+		t.Helper()
+		r := run(t, genv, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		return r
+	}
+	decode := func(r result) map[string]any {
+		t.Helper()
+		var v map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+			t.Fatalf("--json output %q: %v", r.stdout, err)
+		}
+		return v
+	}
+	// limitsOf turns a JSON limits object into llmproxy.Limits.
+	limitsOf := func(v any) llmproxy.Limits {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		var l llmproxy.Limits
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatalf("limits %s: %v", b, err)
+		}
+		return l
+	}
+	projectLimits := func(id string) (llmproxy.Limits, llmproxy.Limits) {
+		t.Helper()
+		p, err := env.Store.GetProject(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Limits, p.TokenDefaults
+	}
+	tokenLimits := func(id string) llmproxy.Limits {
+		t.Helper()
+		tk, err := env.Store.GetToken(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk.Limits
+	}
+	keys := func(m any) []string {
+		var ks []string
+		for k := range m.(map[string]any) {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+
+	// project create: only the given limits are sent; --json shows them.
+	p := decode(ok("project", "create", "--json", "--name", "lim", "--api-key", upstreamKey,
+		"--requests-per-minute", "60", "--tokens-per-day", "100000", "--token-default-requests-per-day", "500"))
+	pid := p["id"].(string)
+	wantL, wantD := llmproxy.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}, llmproxy.Limits{RequestsPerDay: 500}
+	if limitsOf(p["limits"]) != wantL || limitsOf(p["token_defaults"]) != wantD {
+		t.Fatalf("create json limits %v defaults %v", p["limits"], p["token_defaults"])
+	}
+	if l, d := projectLimits(pid); l != wantL || d != wantD {
+		t.Fatalf("stored limits %+v defaults %+v", l, d)
+	}
+	body := rec.last(t, "POST /manage/projects")
+	if got := keys(body["limits"]); !slices.Equal(got, []string{"requests_per_minute", "tokens_per_day"}) {
+		t.Errorf("create sent limits %v", body["limits"])
+	}
+	if got := keys(body["token_defaults"]); !slices.Equal(got, []string{"requests_per_day"}) {
+		t.Errorf("create sent token_defaults %v", body["token_defaults"])
+	}
+	// Without limit flags, no limits are sent and the table says unlimited.
+	r := ok("project", "create", "--name", "free", "--api-key", upstreamKey)
+	if body := rec.last(t, "POST /manage/projects"); body["limits"] != nil || body["token_defaults"] != nil {
+		t.Errorf("create without limit flags sent %v", body)
+	}
+	if !regexp.MustCompile(`Limits:\s+unlimited\nToken defaults:\s+unlimited\n`).MatchString(r.stdout) {
+		t.Errorf("create table %q", r.stdout)
+	}
+
+	// project get shows the limits.
+	r = ok("project", "get", pid)
+	if !regexp.MustCompile(`Limits:\s+requests 60/min, unlimited/day; model tokens unlimited/min, 100000/day\n`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`Token defaults:\s+requests unlimited/min, 500/day; model tokens unlimited/min, unlimited/day\n`).MatchString(r.stdout) {
+		t.Fatalf("project get %q", r.stdout)
+	}
+
+	// project update: a flag not given leaves its limit unchanged; 0 removes one.
+	p = decode(ok("project", "update", pid, "--requests-per-day", "1000", "--json"))
+	wantL = llmproxy.Limits{RequestsPerMinute: 60, RequestsPerDay: 1000, TokensPerDay: 100000}
+	if limitsOf(p["limits"]) != wantL || limitsOf(p["token_defaults"]) != wantD {
+		t.Fatalf("update json %v %v", p["limits"], p["token_defaults"])
+	}
+	if body := rec.last(t, "PATCH /manage/projects/"+pid); body["token_defaults"] != nil || body["name"] != nil {
+		t.Errorf("update of limits sent %v", body)
+	}
+	r = ok("project", "update", pid, "--requests-per-minute", "0", "--token-default-tokens-per-minute", "2000")
+	wantL.RequestsPerMinute = 0
+	wantD.TokensPerMinute = 2000
+	if l, d := projectLimits(pid); l != wantL || d != wantD {
+		t.Fatalf("after update: limits %+v defaults %+v", l, d)
+	}
+	if !regexp.MustCompile(`Limits:\s+requests unlimited/min, 1000/day; model tokens unlimited/min, 100000/day\n`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`Token defaults:\s+requests unlimited/min, 500/day; model tokens 2000/min, unlimited/day\n`).MatchString(r.stdout) {
+		t.Fatalf("update table %q", r.stdout)
+	}
+	// Only token defaults: the project's own limits are not sent.
+	ok("project", "update", pid, "--token-default-tokens-per-day", "7")
+	if body := rec.last(t, "PATCH /manage/projects/"+pid); body["limits"] != nil || body["token_defaults"] == nil {
+		t.Errorf("defaults-only update sent %v", body)
+	}
+	wantD.TokensPerDay = 7
+	if _, d := projectLimits(pid); d != wantD {
+		t.Fatalf("defaults %+v, want %+v", d, wantD)
+	}
+	// Other updates do not touch limits.
+	ok("project", "update", pid, "--name", "lim2")
+	if body := rec.last(t, "PATCH /manage/projects/"+pid); body["limits"] != nil || body["token_defaults"] != nil {
+		t.Errorf("rename sent %v", body)
+	}
+	if l, d := projectLimits(pid); l != wantL || d != wantD {
+		t.Fatalf("rename changed limits %+v %+v", l, d)
+	}
+
+	// token generate: without limit flags the project's defaults apply and
+	// nothing is sent; with flags they override the defaults one by one.
+	tk := decode(ok("token", "generate", "--project-id", pid, "--json"))
+	if body := rec.last(t, "POST /manage/tokens"); body["limits"] != nil {
+		t.Errorf("generate without limit flags sent %v", body["limits"])
+	}
+	if got := tokenLimits(tk["id"].(string)); got != wantD {
+		t.Fatalf("default token limits %+v, want %+v", got, wantD)
+	}
+	tk = decode(ok("token", "generate", "--project-id", pid, "--requests-per-minute", "10", "--tokens-per-day", "0", "--json"))
+	tid := tk["id"].(string)
+	wantT := llmproxy.Limits{RequestsPerMinute: 10, RequestsPerDay: 500, TokensPerMinute: 2000}
+	if limitsOf(tk["limits"]) != wantT || tokenLimits(tid) != wantT {
+		t.Fatalf("generate limits %v, stored %+v, want %+v", tk["limits"], tokenLimits(tid), wantT)
+	}
+	r = ok("token", "generate", "--project-id", pid, "--tokens-per-minute", "50")
+	if !regexp.MustCompile(`Limits:\s+requests unlimited/min, 500/day; model tokens 50/min, 7/day\n`).MatchString(r.stdout) {
+		t.Fatalf("generate table %q", r.stdout)
+	}
+
+	// token update keeps the limits not given.
+	tk = decode(ok("token", "update", tid, "--requests-per-day", "99", "--json"))
+	wantT.RequestsPerDay = 99
+	if limitsOf(tk["limits"]) != wantT || tokenLimits(tid) != wantT {
+		t.Fatalf("token update limits %v, want %+v", tk["limits"], wantT)
+	}
+	r = ok("token", "update", tid, "--requests-per-minute", "0", "--tokens-per-minute", "0", "--tokens-per-day", "1234")
+	wantT = llmproxy.Limits{RequestsPerDay: 99, TokensPerDay: 1234}
+	if tokenLimits(tid) != wantT {
+		t.Fatalf("token limits %+v, want %+v", tokenLimits(tid), wantT)
+	}
+	if !regexp.MustCompile(`Limits:\s+requests unlimited/min, 99/day; model tokens unlimited/min, 1234/day\n`).MatchString(r.stdout) {
+		t.Fatalf("token update table %q", r.stdout)
+	}
+	if r = ok("token", "get", tid); !strings.Contains(r.stdout, "99/day; model tokens unlimited/min, 1234/day") {
+		t.Fatalf("token get %q", r.stdout)
+	}
+	ok("token", "update", tid, "--max-requests", "3")
+	if body := rec.last(t, "PATCH /manage/tokens/"+tid); body["limits"] != nil {
+		t.Errorf("max-requests update sent limits %v", body["limits"])
+	}
+	if tokenLimits(tid) != wantT {
+		t.Fatalf("max-requests update changed limits: %+v", tokenLimits(tid))
+	}
+
+	// Errors.
+	unknown := "00000000-0000-4000-8000-000000000000"
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"project", "create", "--name", "n", "--api-key", upstreamKey, "--requests-per-minute", "-1"}, 2, "want a whole number >= 0"},
+		{[]string{"project", "update", pid, "--token-default-tokens-per-day", "lots"}, 2, "want a whole number >= 0"},
+		{[]string{"token", "generate", "--project-id", pid, "--requests-per-day", "1.5"}, 2, "want a whole number >= 0"},
+		{[]string{"token", "update", tid, "--tokens-per-minute", "-3"}, 2, "-tokens-per-minute"},
+		{[]string{"project", "update", unknown, "--requests-per-minute", "5"}, 1, "project not found"},
+		{[]string{"token", "update", unknown, "--requests-per-minute", "5"}, 1, "token not found"},
+		{[]string{"token", "generate", "--project-id", unknown, "--requests-per-minute", "5"}, 1, "project not found"},
+	} {
+		r := run(t, genv, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d with %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if l, d := projectLimits(pid); l != wantL || d != wantD {
+		t.Fatalf("failed commands changed the project: %+v %+v", l, d)
+	}
+	if r := run(t, genv, "help"); !strings.Contains(r.stdout, "--token-default-requests-per-minute") || !strings.Contains(r.stdout, "0 means unlimited") {
+		t.Errorf("help does not document the limit flags: %q", r.stdout)
 	}
 }
