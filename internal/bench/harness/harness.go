@@ -45,6 +45,10 @@ type Options struct {
 	RedisAddr      string
 	TargetLogLevel string // LOG_LEVEL of the llm-proxy processes (default info: access logs on)
 	KeepTemp       bool   // keep the temporary directory (binaries, logs, databases)
+	// ProfileDir, when set, receives a Linux perf CPU profile (with call
+	// graphs) of every llm-proxy and bare-proxy process during every
+	// measured load run: perf-<target>-<scenario>-<round>.data.
+	ProfileDir string
 
 	Log io.Writer // progress (default io.Discard)
 }
@@ -237,6 +241,7 @@ func (e *env) round(ctx context.Context, round int, names []string, rep *Report)
 			c.CloseIdleConnections()
 		}
 	}()
+	e.roundNo = round
 	fmt.Fprintf(e.o.Log, "round %d/%d: %s\n", round, e.o.Rounds, orderNames(order))
 	for _, sc := range e.o.Scenarios {
 		for _, t := range order {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,10 @@ func build(ctx context.Context, root, dir string, pkgs []string, log io.Writer) 
 			pkg, name = p, filepath.Base(p)
 		}
 		bin := filepath.Join(dir, name)
+		if _, err := os.Stat(bin); err == nil {
+			out[name] = bin // built already (a binary shared by two targets)
+			continue
+		}
 		fmt.Fprintf(log, "build %s\n", pkg)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 		cmd.Dir = root
@@ -177,4 +182,26 @@ func runCmd(ctx context.Context, bin string, args, env []string) error {
 		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, b)
 	}
 	return nil
+}
+
+// perfRecord samples the CPU of pid with Linux perf (call graphs) until the
+// returned stop function is called; the samples go to path. It returns a
+// no-op when perf is not installed.
+func perfRecord(pid int, path string, log io.Writer) (stop func()) {
+	bin, err := exec.LookPath("perf")
+	if err != nil {
+		fmt.Fprintln(log, "perf not found: no CPU profile")
+		return func() {}
+	}
+	cmd := exec.Command(bin, "record", "-F", "999", "-g", "-o", path, "-p", strconv.Itoa(pid))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(log, "perf record:", err)
+		return func() {}
+	}
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		fmt.Fprintf(log, "CPU profile: perf report -i %s --no-children --sort symbol\n", path)
+	}
 }

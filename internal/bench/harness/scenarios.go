@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/internal/bench/loadgen"
@@ -132,6 +133,10 @@ func (e *env) load(ctx context.Context, client *http.Client, t *target, req load
 	before, err := e.snapshot(ctx, t)
 	if err != nil {
 		return err
+	}
+	if e.o.ProfileDir != "" && t.proc != nil {
+		stop := perfRecord(t.pid(e), filepath.Join(e.o.ProfileDir, fmt.Sprintf("perf-%s-%s-%d.data", t.name, m.Scenario, e.roundNo)), e.o.Log)
+		defer stop()
 	}
 	res, err := loadgen.Run(ctx, client, req, cfg)
 	if err != nil {

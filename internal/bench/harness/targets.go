@@ -86,6 +86,7 @@ type env struct {
 	fnToken    string
 
 	unknownToken string
+	roundNo      int
 }
 
 func randomHex(n int) string {

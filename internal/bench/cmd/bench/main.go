@@ -66,11 +66,17 @@ func run() error {
 	flag.StringVar(&o.RedisAddr, "redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for the function target (keys under a unique prefix, deleted afterwards)")
 	flag.StringVar(&o.TargetLogLevel, "log-level", "info", "LOG_LEVEL of the llm-proxy processes (info: one access log line per request, as in production)")
 	flag.BoolVar(&o.KeepTemp, "keep", false, "keep the temporary directory (binaries, process logs)")
+	flag.StringVar(&o.ProfileDir, "perf", "", "directory for Linux perf CPU profiles of the proxies during each measured run (perf report -i <file>)")
 	out := flag.String("out", "bench-results", "directory for latest.json and latest.md")
 	timeout := flag.Duration("timeout", 15*time.Minute, "bound on the whole run")
 	flag.Parse()
 	o.Scenarios, o.Targets = list(*scenarios), list(*targets)
 	o.Log = os.Stderr
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
