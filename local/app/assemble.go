@@ -24,7 +24,11 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier) 
 	if err != nil {
 		return nil, err
 	}
-	svc := d.Management(rec, inv)
+	emitter, err := mountEvents(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	svc := d.Management("serve", rec, inv, emitter)
 	api, err := proxy.LoadAPI(d)
 	if err != nil {
 		return nil, err
@@ -49,10 +53,6 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier) 
 	mux.Handle("/manage/tokens", tokensFn)
 	mux.Handle("/manage/tokens/", tokensFn)
 
-	emitter, err := mountEvents(ctx, d)
-	if err != nil {
-		return nil, err
-	}
 	if err := mountProxy(ctx, mux, d, proxy.Wiring{API: api, Invalidation: inv, Cache: cache, Events: emitter}); err != nil {
 		return nil, err
 	}

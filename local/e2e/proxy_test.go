@@ -158,10 +158,26 @@ func TestProxyThroughServe(t *testing.T) {
 		t.Fatal("a revoked token's request reached upstream")
 	}
 
-	evs := readEvents(t, eventLog, 5)
+	// 5 request events, and the management changes: project created, token
+	// created, token revoked.
+	all := readEvents(t, eventLog, 8)
+	var evs []fileEvent
+	changes := map[string]int{}
+	for _, e := range all {
+		if e.Type != "io.llmproxy.request.completed.v1" {
+			changes[e.Type]++
+			continue
+		}
+		evs = append(evs, e)
+	}
+	for _, typ := range []string{"io.llmproxy.project.updated.v1", "io.llmproxy.token.created.v1", "io.llmproxy.token.revoked.v1"} {
+		if changes[typ] != 1 {
+			t.Errorf("want one %s event, got %d (%v)", typ, changes[typ], changes)
+		}
+	}
 	byKind := map[string]fileEvent{}
 	for _, e := range evs {
-		if e.Type != "io.llmproxy.request.completed.v1" || e.ProjectID != project.ID || e.Subject != project.ID {
+		if e.ProjectID != project.ID || e.Subject != project.ID {
 			t.Fatalf("event attributes: %+v", e)
 		}
 		switch {

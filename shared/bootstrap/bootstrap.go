@@ -181,9 +181,15 @@ func (d *Deps) Audit() (*audit.Recorder, error) {
 	return rec, nil
 }
 
-// Management returns the management service.
-func (d *Deps) Management(rec *audit.Recorder, inv tokens.Invalidator) *management.Service {
-	return management.New(management.Deps{Store: d.Store, Keyring: d.Keyring, Invalidator: inv, Audit: rec, Log: d.Log})
+// Management returns the management service of function fn. Its change
+// events (project updated, token created/revoked) go to em; nil emits none.
+func (d *Deps) Management(fn string, rec *audit.Recorder, inv tokens.Invalidator, em *events.Emitter) *management.Service {
+	deps := management.Deps{Store: d.Store, Keyring: d.Keyring, Invalidator: inv, Audit: rec, Log: d.Log,
+		EventSource: d.Config.Events.SourceFor(fn)}
+	if em != nil {
+		deps.Events = em
+	}
+	return management.New(deps)
 }
 
 // ManagementAuth authenticates management requests with verify.

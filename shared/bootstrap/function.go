@@ -7,6 +7,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/platform"
 )
 
@@ -49,4 +50,15 @@ func OpenManagementFunction(ctx context.Context, name string, cfg config.Config,
 		return nil, nil, err
 	}
 	return f, rec, nil
+}
+
+// ManagementService builds the management service of a deployable function:
+// revocations invalidate every proxy through the bus, change events go to
+// the configured bus (K_SINK on Knative and OpenFaaS).
+func (f *Function) ManagementService(ctx context.Context, name string, rec *audit.Recorder) (*management.Service, error) {
+	em, err := f.Emitter(name, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.Management(name, rec, f.Invalidation(ctx), em), nil
 }

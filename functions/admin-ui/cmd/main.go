@@ -28,13 +28,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	svc, err := d.ManagementService(ctx, name, rec)
+	if err != nil {
+		return err
+	}
 	adminCfg, err := d.AdminConfig()
 	if err != nil {
 		return err
 	}
 	base := strings.TrimRight(adminCfg.Path, "/")
 	h, err := adminui.New(adminui.Deps{
-		Service:               d.Management(rec, d.Invalidation(ctx)),
+		Service:               svc,
 		Reader:                d.Store,
 		VerifyManagementToken: mgmtauth.StaticToken(cfg.Server.ManagementToken),
 		BasePath:              base,

@@ -25,7 +25,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc := d.Management(rec, d.Invalidation(ctx))
+	svc, err := d.ManagementService(ctx, name, rec)
+	if err != nil {
+		return err
+	}
 	var purger management.CachePurger
 	if cfg.Cache.Enabled && cfg.Cache.Backend == "redis" { // an in-memory cache lives in the proxy, out of reach
 		c, err := d.Cache()

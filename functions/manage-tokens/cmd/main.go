@@ -24,8 +24,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	svc, err := d.ManagementService(ctx, name, rec)
+	if err != nil {
+		return err
+	}
 	h := managetokens.New(managetokens.Deps{
-		Service: d.Management(rec, d.Invalidation(ctx)),
+		Service: svc,
 		Auth:    d.ManagementAuth(mgmtauth.StaticToken(cfg.Server.ManagementToken), rec, "management_api"),
 		Log:     log,
 	})
