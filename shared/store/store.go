@@ -114,12 +114,32 @@ func (r RevokeResult) Counts() [3]int { return [3]int{r.Total, r.Revoked, r.Alre
 // UsageDelta is a batch of counter increments for one token, applied
 // atomically (request_count += Requests, cache_hit_count += CacheHits,
 // last_used_at = max(last_used_at, LastUsedAt)).
+//
+// With ProjectID set, the same transaction also adds Requests, CacheHits,
+// PromptTokens and CompletionTokens to the project's hourly usage for the
+// UTC hour of LastUsedAt (the time of the call when LastUsedAt is zero), so
+// a delta must not span an hour. Without ProjectID only the token changes.
 type UsageDelta struct {
 	TokenID    string
+	ProjectID  string
 	Requests   int64
 	CacheHits  int64
 	LastUsedAt time.Time
+	// PromptTokens and CompletionTokens are model tokens billed upstream
+	// (cache hits bill none).
+	PromptTokens, CompletionTokens int64
 }
+
+// ProjectUsage is a project's usage summed over a time range (ProjectUsage
+// method).
+type ProjectUsage struct {
+	ProjectID                      string
+	Requests, CacheHits            int64
+	PromptTokens, CompletionTokens int64
+}
+
+// Hour returns the UTC start of the hour of t: the bucket of hourly usage.
+func Hour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
 // AuditFunc builds the audit record of a mutation once its result is known;
 // err is the mutation's error (nil on success). The store appends the record in
@@ -158,8 +178,13 @@ type Store interface {
 	// reports alreadyRevoked.
 	RevokeToken(ctx context.Context, id string, audit func(t llmproxy.Token, alreadyRevoked bool, err error) llmproxy.AuditEvent) (t llmproxy.Token, alreadyRevoked bool, err error)
 	// AddUsage applies counter increments in one transaction; unknown token
-	// ids are ignored. Concurrent calls never lose increments.
+	// ids are ignored (their deltas count nowhere, hourly usage included).
+	// Concurrent calls never lose increments.
 	AddUsage(ctx context.Context, deltas []UsageDelta) error
+	// ProjectUsage sums the hourly usage of every project over the hours
+	// starting at or after Hour(since): one row per project with usage,
+	// ordered by project id (empty, not nil, when there is none).
+	ProjectUsage(ctx context.Context, since time.Time) ([]ProjectUsage, error)
 
 	// AppendAudit appends one record to the chain (for actions that change
 	// nothing, e.g. a denied login or a validation error).

@@ -26,12 +26,12 @@ func TestUpDownUp(t *testing.T) {
 		{
 			name: "postgres", driver: "postgres", dsn: func(t *testing.T) string { return testenv.PostgresURL(t) },
 			sqlDriver: "pgx/v5", sqlDSN: func(d string) string { return d },
-			tableExists: `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('projects','tokens','audit_events','settings')`,
+			tableExists: `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('projects','tokens','audit_events','settings','usage_hourly')`,
 		},
 		{
 			name: "sqlite", driver: "sqlite", dsn: func(t *testing.T) string { return testenv.SQLitePath(t) },
 			sqlDriver: "sqlite", sqlDSN: func(d string) string { return "file:" + d + "?_pragma=busy_timeout(5000)" },
-			tableExists: `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('projects','tokens','audit_events','settings')`,
+			tableExists: `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('projects','tokens','audit_events','settings','usage_hourly')`,
 		},
 	}
 	for _, tc := range tests {
@@ -42,8 +42,8 @@ func TestUpDownUp(t *testing.T) {
 			dsn := tc.dsn(t)
 			latest, err := migrate.Latest(tc.driver)
 			testenv.Must(t, err)
-			if latest < 1 {
-				t.Fatalf("latest = %d, want >= 1", latest)
+			if latest < 2 {
+				t.Fatalf("latest = %d, want >= 2", latest)
 			}
 
 			v, dirty, err := migrate.Version(ctx, tc.driver, dsn)
@@ -73,12 +73,21 @@ func TestUpDownUp(t *testing.T) {
 				if name != id {
 					t.Fatalf("name = %q, want %q", name, id)
 				}
+				// 000002: hourly usage, one row per (project, hour).
+				hour := `'2026-01-02T03:00:00.000000Z'`
+				q = `INSERT INTO usage_hourly (project_id, hour, requests) VALUES ('` + id + `', ` + hour + `, 1)`
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("insert usage: %v", err)
+				}
+				if _, err := db.ExecContext(ctx, q); err == nil {
+					t.Fatal("second usage row for the same project and hour: want a primary key violation")
+				}
 			}
 
 			testenv.Must(t, migrate.Up(ctx, tc.driver, dsn))
 			testenv.Must(t, migrate.Up(ctx, tc.driver, dsn)) // no change is not an error
-			if n := tables(); n != 4 {
-				t.Fatalf("after up: %d tables, want 4", n)
+			if n := tables(); n != 5 {
+				t.Fatalf("after up: %d tables, want 5", n)
 			}
 			works("p1")
 			info, err := migrate.Status(ctx, tc.driver, dsn)

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TokenList", testTokenList},
 		{"AddUsage", testAddUsage},
 		{"AddUsageConcurrent", testAddUsageConcurrent},
+		{"ProjectUsage", testProjectUsage},
+		{"ProjectUsageConcurrent", testProjectUsageConcurrent},
 		{"AuditAppendAndChain", testAuditAppendAndChain},
 		{"AuditConcurrentAppends", testAuditConcurrentAppends},
 		{"AuditFilters", testAuditFilters},
@@ -709,6 +711,156 @@ func testAddUsageConcurrent(t *testing.T, s store.Store) {
 	}
 	if got := try(s.GetToken(c, b.ID)).must(t); got.RequestCount != n/2 {
 		t.Fatalf("request_count of b = %d, want %d", got.RequestCount, n/2)
+	}
+}
+
+// usageHour is a fixed UTC hour for hourly usage tests.
+var usageHour = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+func projectUsage(t *testing.T, s store.Store, since time.Time) map[string]store.ProjectUsage {
+	t.Helper()
+	got := try(s.ProjectUsage(ctx(t), since)).must(t)
+	if got == nil {
+		t.Fatalf("ProjectUsage(%v) = nil, want a non-nil slice", since)
+	}
+	m := map[string]store.ProjectUsage{}
+	for i, u := range got {
+		if i > 0 && got[i-1].ProjectID >= u.ProjectID {
+			t.Fatalf("ProjectUsage(%v) not ordered by project id: %v", since, got)
+		}
+		m[u.ProjectID] = u
+	}
+	return m
+}
+
+func testProjectUsage(t *testing.T, s store.Store) {
+	c := ctx(t)
+	p1, p2, p3 := createProject(t, s, "usage-1"), createProject(t, s, "usage-2"), createProject(t, s, "usage-3")
+	a, b, tc, td := createToken(t, s, p1.ID), createToken(t, s, p1.ID), createToken(t, s, p2.ID), createToken(t, s, p3.ID)
+	h0 := usageHour
+	plus5 := time.FixedZone("UTC+5", 5*3600)
+	err := s.AddUsage(c, []store.UsageDelta{
+		{TokenID: a.ID, ProjectID: p1.ID, Requests: 2, CacheHits: 1, PromptTokens: 10, CompletionTokens: 5, LastUsedAt: h0.Add(10 * time.Minute)},
+		{TokenID: a.ID, ProjectID: p1.ID, Requests: 1, PromptTokens: 3, CompletionTokens: 4, LastUsedAt: h0.Add(2*time.Hour - time.Microsecond)}, // h0+1h
+		{TokenID: b.ID, ProjectID: p1.ID, Requests: 4, PromptTokens: 100, CompletionTokens: 50, LastUsedAt: h0},                                  // h0, boundary
+		{TokenID: tc.ID, ProjectID: p2.ID, Requests: 7, CompletionTokens: 70, LastUsedAt: h0.Add(-55 * time.Minute)},                             // h0-1h
+		{TokenID: tc.ID, ProjectID: p2.ID, Requests: 1, PromptTokens: 1, LastUsedAt: h0.Add(time.Hour).In(plus5)},                                // h0+1h, not UTC
+		{TokenID: a.ID, Requests: 100, LastUsedAt: h0},                              // no project: token only
+		{TokenID: "unknown", ProjectID: p1.ID, Requests: 1000, LastUsedAt: h0},      // unknown token: ignored
+		{TokenID: td.ID, ProjectID: p3.ID, LastUsedAt: h0},                          // counts nothing: no row
+		{TokenID: tc.ID, ProjectID: "no-such-project", Requests: 1, LastUsedAt: h0}, // kept as given
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := try(s.GetToken(c, a.ID)).must(t); got.RequestCount != 103 || got.CacheHitCount != 1 {
+		t.Fatalf("token a: count %d hits %d, want 103 and 1", got.RequestCount, got.CacheHitCount)
+	}
+	if got := try(s.GetToken(c, tc.ID)).must(t); got.RequestCount != 9 {
+		t.Fatalf("token c: count %d, want 9", got.RequestCount)
+	}
+	type want map[string]store.ProjectUsage
+	u := func(id string, req, hits, prompt, completion int64) store.ProjectUsage {
+		return store.ProjectUsage{ProjectID: id, Requests: req, CacheHits: hits, PromptTokens: prompt, CompletionTokens: completion}
+	}
+	check := func(name string, since time.Time, w want) {
+		t.Helper()
+		got := projectUsage(t, s, since)
+		if len(got) != len(w) {
+			t.Errorf("%s: got %v, want %v", name, got, w)
+			return
+		}
+		for id, wu := range w {
+			if got[id] != wu {
+				t.Errorf("%s: project %s = %+v, want %+v", name, id, got[id], wu)
+			}
+		}
+	}
+	check("everything", time.Time{}, want{
+		p1.ID: u(p1.ID, 7, 1, 113, 59), p2.ID: u(p2.ID, 8, 0, 1, 70), "no-such-project": u("no-such-project", 1, 0, 0, 0),
+	})
+	// since is rounded down to its hour: the whole of h0 counts.
+	check("since inside h0", h0.Add(59*time.Minute), want{
+		p1.ID: u(p1.ID, 7, 1, 113, 59), p2.ID: u(p2.ID, 1, 0, 1, 0), "no-such-project": u("no-such-project", 1, 0, 0, 0),
+	})
+	check("since h0+1h (non-UTC)", h0.Add(time.Hour).In(plus5), want{p1.ID: u(p1.ID, 1, 0, 3, 4), p2.ID: u(p2.ID, 1, 0, 1, 0)})
+	check("since after all usage", h0.Add(2*time.Hour), want{})
+
+	// Later batches add to the same hours.
+	if err := s.AddUsage(c, []store.UsageDelta{
+		{TokenID: b.ID, ProjectID: p1.ID, Requests: 1, CacheHits: 1, LastUsedAt: h0.Add(90 * time.Minute)},
+		{TokenID: b.ID, ProjectID: p1.ID, Requests: 2, PromptTokens: 20, LastUsedAt: h0.Add(91 * time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a second batch", h0.Add(time.Hour), want{p1.ID: u(p1.ID, 4, 1, 23, 4), p2.ID: u(p2.ID, 1, 0, 1, 0)})
+
+	// Without LastUsedAt the hour is the time of the call.
+	p4 := createProject(t, s, "usage-4")
+	te := createToken(t, s, p4.ID)
+	before := time.Now()
+	if err := s.AddUsage(c, []store.UsageDelta{{TokenID: te.ID, ProjectID: p4.ID, Requests: 3, PromptTokens: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := projectUsage(t, s, before)[p4.ID]; got != u(p4.ID, 3, 0, 9, 0) {
+		t.Fatalf("usage without LastUsedAt = %+v, want 3 requests and 9 prompt tokens in the current hour", got)
+	}
+	if got := projectUsage(t, s, time.Now().Add(2*time.Hour))[p4.ID]; got != (store.ProjectUsage{}) {
+		t.Fatalf("usage of the current hour counted in a later one: %+v", got)
+	}
+}
+
+func testProjectUsageConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	p, q := createProject(t, s, "conc-usage-p"), createProject(t, s, "conc-usage-q")
+	a, b := createToken(t, s, p.ID), createToken(t, s, q.ID)
+	h0, h1 := usageHour, usageHour.Add(time.Hour)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Two hours of project p; half the batches also touch project
+			// q, in both orders and over two hours.
+			at := h0.Add(time.Duration(i) * time.Second)
+			if i%2 == 1 {
+				at = h1.Add(time.Duration(i) * time.Second)
+			}
+			d := []store.UsageDelta{{TokenID: a.ID, ProjectID: p.ID, Requests: 1, PromptTokens: 2, CompletionTokens: 3, LastUsedAt: at}}
+			bt := h0
+			if (i/2)%2 == 1 {
+				bt = h1
+			}
+			other := store.UsageDelta{TokenID: b.ID, ProjectID: q.ID, Requests: 1, CacheHits: 1, LastUsedAt: bt}
+			switch i % 4 {
+			case 1:
+				d = append(d, other)
+			case 3:
+				d = append([]store.UsageDelta{other}, d...)
+			}
+			errs <- s.AddUsage(c, d)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("AddUsage: %v", err)
+		}
+	}
+	all := projectUsage(t, s, time.Time{})
+	if got, want := all[p.ID], (store.ProjectUsage{ProjectID: p.ID, Requests: n, PromptTokens: 2 * n, CompletionTokens: 3 * n}); got != want {
+		t.Fatalf("project p = %+v after %d concurrent increments, want %+v", got, n, want)
+	}
+	if got, want := all[q.ID], (store.ProjectUsage{ProjectID: q.ID, Requests: n / 2, CacheHits: n / 2}); got != want {
+		t.Fatalf("project q = %+v, want %+v", got, want)
+	}
+	later := projectUsage(t, s, h1)
+	if got := later[p.ID].Requests; got != n/2 {
+		t.Fatalf("project p in the second hour: %d requests, want %d", got, n/2)
+	}
+	if got := later[q.ID].Requests; got != n/4 {
+		t.Fatalf("project q in the second hour: %d requests, want %d", got, n/4)
 	}
 }
 

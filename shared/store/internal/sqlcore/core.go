@@ -563,8 +563,10 @@ func (c *Core) RevokeToken(ctx context.Context, id string, audit func(t llmproxy
 	return t, already, nil
 }
 
-// AddUsage implements store.Store. Deltas are merged per token and applied
-// in token id order, so concurrent batches cannot deadlock each other.
+// AddUsage implements store.Store. Deltas are merged per token and per
+// (project, hour), and applied in a fixed order (tokens by id, then hourly
+// rows by project and hour), so concurrent batches cannot deadlock each
+// other. Hourly usage counts only the deltas of tokens that exist.
 func (c *Core) AddUsage(ctx context.Context, deltas []store.UsageDelta) error {
 	merged := make(map[string]store.UsageDelta, len(deltas))
 	for _, d := range deltas {
@@ -588,18 +590,35 @@ func (c *Core) AddUsage(ctx context.Context, deltas []store.UsageDelta) error {
 		ordered = append(ordered, d)
 	}
 	slices.SortFunc(ordered, func(a, b store.UsageDelta) int { return cmp.Compare(a.TokenID, b.TokenID) })
+	now := c.now()
 	err := c.db.WriteTx(ctx, func(q Querier) error {
+		exists := make(map[string]bool, len(ordered))
 		for _, d := range ordered {
+			var n int64
 			var err error
 			if d.LastUsedAt.IsZero() {
-				_, err = q.Exec(ctx, c.q(`UPDATE tokens SET request_count = request_count + ?, cache_hit_count = cache_hit_count + ? WHERE id = ?`),
+				n, err = q.Exec(ctx, c.q(`UPDATE tokens SET request_count = request_count + ?, cache_hit_count = cache_hit_count + ? WHERE id = ?`),
 					d.Requests, d.CacheHits, d.TokenID)
 			} else {
 				at := c.t(d.LastUsedAt)
-				_, err = q.Exec(ctx, c.q(`UPDATE tokens SET request_count = request_count + ?, cache_hit_count = cache_hit_count + ?,
+				n, err = q.Exec(ctx, c.q(`UPDATE tokens SET request_count = request_count + ?, cache_hit_count = cache_hit_count + ?,
 					last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END WHERE id = ?`),
 					d.Requests, d.CacheHits, at, at, d.TokenID)
 			}
+			if err != nil {
+				return err
+			}
+			exists[d.TokenID] = n > 0
+		}
+		for _, h := range hourlyDeltas(deltas, exists, now) {
+			_, err := q.Exec(ctx, c.q(`INSERT INTO usage_hourly (project_id, hour, requests, cache_hits, prompt_tokens, completion_tokens)
+				VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (project_id, hour) DO UPDATE SET
+					requests = usage_hourly.requests + excluded.requests,
+					cache_hits = usage_hourly.cache_hits + excluded.cache_hits,
+					prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
+					completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens`),
+				h.ProjectID, c.t(h.hour), h.Requests, h.CacheHits, h.PromptTokens, h.CompletionTokens)
 			if err != nil {
 				return err
 			}
@@ -607,6 +626,75 @@ func (c *Core) AddUsage(ctx context.Context, deltas []store.UsageDelta) error {
 		return nil
 	})
 	return c.translate("add usage", "token", err)
+}
+
+// hourlyUsage is one usage_hourly increment.
+type hourlyUsage struct {
+	store.ProjectUsage
+	hour time.Time
+}
+
+// hourlyDeltas merges the deltas with a project, of tokens that exist, per
+// (project, hour of LastUsedAt or now), ordered by project and hour. Deltas
+// that count nothing are left out.
+func hourlyDeltas(deltas []store.UsageDelta, exists map[string]bool, now time.Time) []hourlyUsage {
+	type key struct {
+		project string
+		hour    int64
+	}
+	merged := map[key]*hourlyUsage{}
+	for _, d := range deltas {
+		if d.ProjectID == "" || !exists[d.TokenID] ||
+			d.Requests == 0 && d.CacheHits == 0 && d.PromptTokens == 0 && d.CompletionTokens == 0 {
+			continue
+		}
+		at := d.LastUsedAt
+		if at.IsZero() {
+			at = now
+		}
+		hour := store.Hour(at)
+		k := key{d.ProjectID, hour.Unix()}
+		h, ok := merged[k]
+		if !ok {
+			h = &hourlyUsage{ProjectUsage: store.ProjectUsage{ProjectID: d.ProjectID}, hour: hour}
+			merged[k] = h
+		}
+		h.Requests += d.Requests
+		h.CacheHits += d.CacheHits
+		h.PromptTokens += d.PromptTokens
+		h.CompletionTokens += d.CompletionTokens
+	}
+	out := make([]hourlyUsage, 0, len(merged))
+	for _, h := range merged {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b hourlyUsage) int {
+		return cmp.Or(cmp.Compare(a.ProjectID, b.ProjectID), a.hour.Compare(b.hour))
+	})
+	return out
+}
+
+// ProjectUsage implements store.Store.
+func (c *Core) ProjectUsage(ctx context.Context, since time.Time) ([]store.ProjectUsage, error) {
+	rows, err := c.db.Reader().Query(ctx, c.q(`SELECT project_id, CAST(SUM(requests) AS BIGINT), CAST(SUM(cache_hits) AS BIGINT),
+		CAST(SUM(prompt_tokens) AS BIGINT), CAST(SUM(completion_tokens) AS BIGINT)
+		FROM usage_hourly WHERE hour >= ? GROUP BY project_id ORDER BY project_id`), c.t(store.Hour(since)))
+	if err != nil {
+		return nil, c.translate("project usage", "usage", err)
+	}
+	defer rows.Close()
+	out := []store.ProjectUsage{}
+	for rows.Next() {
+		var u store.ProjectUsage
+		if err := rows.Scan(&u.ProjectID, &u.Requests, &u.CacheHits, &u.PromptTokens, &u.CompletionTokens); err != nil {
+			return nil, c.translate("project usage", "usage", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c.translate("project usage", "usage", err)
+	}
+	return out, nil
 }
 
 // ---- audit

@@ -1,0 +1,13 @@
+-- Per-project usage aggregated per hour: hour is the UTC start of the hour.
+-- Rows are incremented by AddUsage (the usage batcher), never rewritten.
+CREATE TABLE usage_hourly (
+    project_id        TEXT        NOT NULL,
+    hour              TIMESTAMPTZ NOT NULL,
+    requests          BIGINT      NOT NULL DEFAULT 0,
+    cache_hits        BIGINT      NOT NULL DEFAULT 0,
+    prompt_tokens     BIGINT      NOT NULL DEFAULT 0,
+    completion_tokens BIGINT      NOT NULL DEFAULT 0,
+    CONSTRAINT usage_hourly_pkey PRIMARY KEY (project_id, hour)
+);
+-- Time-range queries ("every project since …").
+CREATE INDEX usage_hourly_hour_idx ON usage_hourly (hour, project_id);
