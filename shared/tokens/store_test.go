@@ -122,15 +122,21 @@ func TestWithRealStores(t *testing.T) {
 
 			// Usage counters through the batcher.
 			ub := tokens.NewUsageBatcher(st.AddUsage, tokens.UsageOptions{})
-			ub.Record(tok.ID, false)
-			ub.Record(tok.ID, true)
-			ub.Record(tok.ID, false)
-			ub.Record("no-such-token", false)
+			before := time.Now()
+			ub.Record(tok.ID, p.ID, false, 12, 30)
+			ub.Record(tok.ID, p.ID, true, 0, 0)
+			ub.Record(tok.ID, p.ID, false, 8, 0)
+			ub.Record("no-such-token", p.ID, false, 1000, 1000)
 			testenv.Must(t, ub.Close(ctx))
 			got, err := st.GetToken(ctx, tok.ID)
 			testenv.Must(t, err)
 			if got.RequestCount != 3 || got.CacheHitCount != 1 || got.LastUsedAt == nil {
 				t.Fatalf("after usage flush: requests %d, cache hits %d, last used %v", got.RequestCount, got.CacheHitCount, got.LastUsedAt)
+			}
+			pu, err := st.ProjectUsage(ctx, before)
+			testenv.Must(t, err)
+			if want := (store.ProjectUsage{ProjectID: p.ID, Requests: 3, CacheHits: 1, PromptTokens: 20, CompletionTokens: 30}); len(pu) != 1 || pu[0] != want {
+				t.Fatalf("project usage after flush = %+v, want [%+v]", pu, want)
 			}
 
 			// Key rotation: a second token exists before it.

@@ -20,29 +20,31 @@ const (
 type UsageOptions struct {
 	// FlushInterval is how often pending counters are written. Default 1s.
 	FlushInterval time.Duration
-	// FlushSize triggers an early flush when this many tokens have pending
-	// counters. Default 1000.
+	// FlushSize triggers an early flush when this many (token, hour) pairs
+	// have pending counters. Default 1000.
 	FlushSize int
-	// MaxPending bounds the tokens with pending counters, failed flushes
-	// included. Beyond it, new tokens' usage is dropped (and counted) while
-	// the sink keeps failing. Default 100,000.
+	// MaxPending bounds the (token, hour) pairs with pending counters,
+	// failed flushes included. Beyond it, new pairs' usage is dropped (and
+	// counted) while the sink keeps failing. Default 100,000.
 	MaxPending int
 	Logger     *slog.Logger
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 }
 
-// UsageBatcher keeps per-token request counters and last-used times off the
-// request path: Record aggregates in memory, and the counters are written to
-// the store in batches (store.Store.AddUsage) every FlushInterval. A failed
-// write keeps its counters for the next try.
+// UsageBatcher keeps per-token request counters, last-used times and the
+// project's model tokens off the request path: Record aggregates in memory
+// per (token, UTC hour), and the counters are written to the store in
+// batches (store.Store.AddUsage, which also fills the project's hourly
+// usage) every FlushInterval. A failed write keeps its counters for the
+// next try.
 type UsageBatcher struct {
 	sink func(context.Context, []store.UsageDelta) error
 	opts UsageOptions
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	pending map[string]*store.UsageDelta
+	pending map[usageKey]*store.UsageDelta
 	dropped int64
 
 	flushMu sync.Mutex    // one flush at a time
@@ -72,30 +74,56 @@ func NewUsageBatcher(sink func(ctx context.Context, deltas []store.UsageDelta) e
 		sink:    sink,
 		opts:    opts,
 		log:     log,
-		pending: map[string]*store.UsageDelta{},
+		pending: map[usageKey]*store.UsageDelta{},
 		kick:    make(chan struct{}, 1),
 	}
 }
 
-// Record counts one request of the token (cacheHit: served from the response
-// cache). It never blocks on I/O.
-func (b *UsageBatcher) Record(tokenID string, cacheHit bool) {
+// usageKey identifies a pending delta: a token in one UTC hour (Unix hours),
+// so that a delta never spans an hour of the project's hourly usage.
+type usageKey struct {
+	token string
+	hour  int64
+}
+
+func keyOf(tokenID string, t time.Time) usageKey {
+	return usageKey{token: tokenID, hour: hourOf(t)}
+}
+
+// hourOf returns t's hour since the Unix epoch (floor, also before 1970).
+func hourOf(t time.Time) int64 {
+	s := t.Unix()
+	h := s / 3600
+	if s%3600 < 0 {
+		h--
+	}
+	return h
+}
+
+// Record counts one request of the token of project projectID (cacheHit:
+// served from the response cache) and the model tokens it billed (0 for
+// cache hits). An empty projectID counts for the token only. It never
+// blocks on I/O and does not allocate once the (token, hour) is pending.
+func (b *UsageBatcher) Record(tokenID, projectID string, cacheHit bool, promptTokens, completionTokens int64) {
 	now := b.opts.Now()
+	k := keyOf(tokenID, now)
 	b.mu.Lock()
-	d, ok := b.pending[tokenID]
+	d, ok := b.pending[k]
 	if !ok {
 		if len(b.pending) >= b.opts.MaxPending {
 			b.dropped++
 			b.mu.Unlock()
 			return
 		}
-		d = &store.UsageDelta{TokenID: tokenID}
-		b.pending[tokenID] = d
+		d = &store.UsageDelta{TokenID: tokenID, ProjectID: projectID}
+		b.pending[k] = d
 	}
 	d.Requests++
 	if cacheHit {
 		d.CacheHits++
 	}
+	d.PromptTokens += promptTokens
+	d.CompletionTokens += completionTokens
 	if now.After(d.LastUsedAt) {
 		d.LastUsedAt = now
 	}
@@ -117,7 +145,8 @@ func (b *UsageBatcher) Dropped() int64 {
 	return b.dropped
 }
 
-// Pending returns how many tokens have counters not yet written.
+// Pending returns how many (token, hour) pairs have counters not yet
+// written.
 func (b *UsageBatcher) Pending() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -157,24 +186,28 @@ func (b *UsageBatcher) Flush(ctx context.Context) error {
 	for _, d := range b.pending {
 		batch = append(batch, *d)
 	}
-	b.pending = make(map[string]*store.UsageDelta, len(batch))
+	b.pending = make(map[usageKey]*store.UsageDelta, len(batch))
 	b.mu.Unlock()
 
 	if err := b.sink(ctx, batch); err != nil {
 		b.mu.Lock()
 		for _, d := range batch {
-			p, ok := b.pending[d.TokenID]
+			// LastUsedAt is the latest Record of the delta's hour.
+			k := keyOf(d.TokenID, d.LastUsedAt)
+			p, ok := b.pending[k]
 			if !ok {
 				if len(b.pending) >= b.opts.MaxPending {
 					b.dropped += d.Requests
 					continue
 				}
 				dd := d
-				b.pending[d.TokenID] = &dd
+				b.pending[k] = &dd
 				continue
 			}
 			p.Requests += d.Requests
 			p.CacheHits += d.CacheHits
+			p.PromptTokens += d.PromptTokens
+			p.CompletionTokens += d.CompletionTokens
 			if d.LastUsedAt.After(p.LastUsedAt) {
 				p.LastUsedAt = d.LastUsedAt
 			}
