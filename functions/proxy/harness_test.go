@@ -74,9 +74,17 @@ type usageRecorder struct {
 	mu   sync.Mutex
 	reqs map[string]int
 	hits map[string]int
+	// per token: the project it was recorded for and its model tokens
+	project            map[string]string
+	prompt, completion map[string]int64
 }
 
-func (u *usageRecorder) Record(id string, hit bool) {
+func newUsageRecorder() *usageRecorder {
+	return &usageRecorder{reqs: map[string]int{}, hits: map[string]int{}, project: map[string]string{},
+		prompt: map[string]int64{}, completion: map[string]int64{}}
+}
+
+func (u *usageRecorder) Record(id, projectID string, hit bool, prompt, completion int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if hit {
@@ -84,6 +92,16 @@ func (u *usageRecorder) Record(id string, hit bool) {
 	} else {
 		u.reqs[id]++
 	}
+	u.project[id] = projectID
+	u.prompt[id] += prompt
+	u.completion[id] += completion
+}
+
+// tokens returns the project and model tokens recorded for the token.
+func (u *usageRecorder) tokens(id string) (project string, prompt, completion int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.project[id], u.prompt[id], u.completion[id]
 }
 
 func (u *usageRecorder) count(id string) int {
@@ -145,7 +163,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		o.auth = goodAuth()
 	}
 	h := &harness{mock: mock, events: &eventRecorder{ch: make(chan llmproxy.RequestInfo, 1024)},
-		usage: &usageRecorder{reqs: map[string]int{}, hits: map[string]int{}}}
+		usage: newUsageRecorder()}
 	log := slog.New(slog.DiscardHandler)
 	h.proxy, err = New(Deps{
 		Config: cfg, API: api, Auth: o.auth, Limiter: o.limiter, Usage: h.usage,

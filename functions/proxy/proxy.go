@@ -40,10 +40,11 @@ type Authenticator interface {
 	Validate(ctx context.Context, token string) (*tokens.Auth, error)
 }
 
-// UsageRecorder counts requests and cache hits per token off the request path
-// (tokens.UsageBatcher satisfies it). Record must not block.
+// UsageRecorder counts requests, cache hits and model tokens per token and
+// project off the request path (tokens.UsageBatcher satisfies it). Record
+// must not block.
 type UsageRecorder interface {
-	Record(tokenID string, cacheHit bool)
+	Record(tokenID, projectID string, cacheHit bool, promptTokens, completionTokens int64)
 }
 
 // EventSink receives every finished request, rejected ones included
@@ -429,7 +430,12 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 		}
 	}
 	if st.decision.Allowed && p.usage != nil {
-		p.usage.Record(info.TokenID, info.CacheStatus == llmproxy.CacheHit)
+		hit := info.CacheStatus == llmproxy.CacheHit
+		var prompt, completion int64
+		if !hit { // cache hits bill no model tokens
+			prompt, completion = info.Usage.PromptTokens, info.Usage.CompletionTokens
+		}
+		p.usage.Record(info.TokenID, info.ProjectID, hit, prompt, completion)
 	}
 	p.metrics.end(st, info)
 	if p.events != nil {

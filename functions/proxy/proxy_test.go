@@ -112,6 +112,10 @@ func TestKeySwapAndHeaderAllowList(t *testing.T) {
 	if h.usage.count("tok-1") != 1 {
 		t.Fatal("usage not recorded")
 	}
+	if project, prompt, completion := h.usage.tokens("tok-1"); project != "proj-1" ||
+		prompt != info.Usage.PromptTokens || completion != info.Usage.CompletionTokens {
+		t.Fatalf("usage recorded for project %q with %d prompt and %d completion tokens, want proj-1 and %+v", project, prompt, completion, info.Usage)
+	}
 }
 
 func TestRefusals(t *testing.T) {
@@ -588,6 +592,9 @@ func TestCacheLayerHit(t *testing.T) {
 	h.usage.mu.Unlock()
 	if hits != 1 {
 		t.Fatal("cache hit not recorded")
+	}
+	if project, prompt, completion := h.usage.tokens("tok-1"); project != "proj-1" || prompt != 0 || completion != 0 {
+		t.Fatalf("cache hit recorded for project %q with %d prompt and %d completion tokens, want proj-1 and none", project, prompt, completion)
 	}
 }
 
