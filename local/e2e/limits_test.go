@@ -236,8 +236,9 @@ func TestTokenBudgetsAcrossProcesses(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", c.proxies[0]+"/v1/chat/completions", strings.NewReader(
 			`{"model":"gpt-4o-mini","stream":true,"max_tokens":900,"messages":[{"role":"user","content":"hi"}]}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			t.Fatalf("first stream: %v %v", resp, err)
 		}
 		// While it runs, its ~900-token reservation blocks a second one.
