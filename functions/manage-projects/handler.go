@@ -55,6 +55,8 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("/manage/audit", mgmthttp.MethodNotAllowed("GET", d.Log))
 	mux.HandleFunc("GET /manage/audit/{id}", h.getAudit)
 	mux.HandleFunc("/manage/audit/{id}", mgmthttp.MethodNotAllowed("GET", d.Log))
+	mux.HandleFunc("GET /manage/usage", h.usage)
+	mux.HandleFunc("/manage/usage", mgmthttp.MethodNotAllowed("GET", d.Log))
 	mux.HandleFunc("POST /manage/cache/purge", h.purge)
 	mux.HandleFunc("/manage/cache/purge", mgmthttp.MethodNotAllowed("POST", d.Log))
 	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.JSONErrors(mux, d.Log)))
@@ -179,6 +181,22 @@ func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mgmthttp.SetListHeaders(w, r, res.Pagination)
+	web.WriteJSON(w, http.StatusOK, res)
+}
+
+// usage serves per-project usage over a window (default the last 24 hours).
+func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
+	a := mgmthttp.Actor(h.svc, r)
+	q, err := management.ParseUsageQuery(r.URL.Query())
+	if err != nil {
+		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionUsageList, err))
+		return
+	}
+	res, err := h.svc.ProjectUsage(r.Context(), a, q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	web.WriteJSON(w, http.StatusOK, res)
 }
 

@@ -46,7 +46,7 @@ func assemble(ctx context.Context, d *bootstrap.Deps, verify mgmtauth.Verifier) 
 
 	auth := d.ManagementAuth(verify, rec, "management_api") // one failure budget for all management routes
 	projects := manageprojects.New(manageprojects.Deps{Service: svc, Auth: auth, Cache: purger(cache), Log: log})
-	for _, p := range []string{"/manage/projects", "/manage/projects/", "/manage/audit", "/manage/audit/", "/manage/cache/"} {
+	for _, p := range []string{"/manage/projects", "/manage/projects/", "/manage/audit", "/manage/audit/", "/manage/usage", "/manage/cache/"} {
 		mux.Handle(p, projects)
 	}
 	tokensFn := managetokens.New(managetokens.Deps{Service: svc, Auth: auth, Log: log})

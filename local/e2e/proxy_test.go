@@ -208,6 +208,38 @@ func TestProxyThroughServe(t *testing.T) {
 	if e := byKind["rejected"]; e.Data.ErrorCode != "token_revoked" || e.TokenID != tok.ID {
 		t.Fatalf("rejected event %+v", e)
 	}
+	// Usage reaches the hourly aggregates in the background (batched every
+	// second): 3 proxied requests (plain, stream, models miss) + 1 cache hit;
+	// the rejected one is not admitted and not counted.
+	var usage struct {
+		Projects []struct {
+			ProjectID        string `json:"project_id"`
+			Requests         int64  `json:"requests"`
+			CacheHits        int64  `json:"cache_hits"`
+			PromptTokens     int64  `json:"prompt_tokens"`
+			CompletionTokens int64  `json:"completion_tokens"`
+		} `json:"projects"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code := api(t, "GET", s.URL+"/manage/usage?window=24h", mgmt, nil, &usage); code != http.StatusOK {
+			t.Fatalf("usage: %d", code)
+		}
+		if len(usage.Projects) == 1 && usage.Projects[0].Requests == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage after the requests: %+v", usage)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if u := usage.Projects[0]; u.ProjectID != project.ID || u.CacheHits != 1 || u.PromptTokens == 0 || u.CompletionTokens == 0 {
+		t.Fatalf("usage %+v", u)
+	}
+	if code := api(t, "GET", s.URL+"/manage/usage?window=1y", mgmt, nil, nil); code != http.StatusBadRequest {
+		t.Fatalf("usage with a window over 90 days: %d, want 400", code)
+	}
+
 	ids := map[string]bool{}
 	for _, e := range evs {
 		if ids[e.ID] {
