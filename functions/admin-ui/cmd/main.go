@@ -14,7 +14,6 @@ import (
 	adminui "github.com/llm-proxy/llm-proxy/functions/admin-ui"
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/config"
-	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
 	"github.com/llm-proxy/llm-proxy/shared/platform"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -24,32 +23,23 @@ const name = "admin-ui"
 func main() { platform.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, rec, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
+	f, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
 	if err != nil {
 		return err
 	}
-	svc, err := d.ManagementService(ctx, name, rec)
-	if err != nil {
-		return err
-	}
-	adminCfg, err := d.AdminConfig()
+	adminCfg, err := f.AdminConfig()
 	if err != nil {
 		return err
 	}
 	base := strings.TrimRight(adminCfg.Path, "/")
 	h, err := adminui.New(adminui.Deps{
-		Service:               svc,
-		Reader:                d.Store,
-		VerifyManagementToken: mgmtauth.StaticToken(cfg.Server.ManagementToken),
-		BasePath:              base,
-		Config:                adminCfg,
-		TrustedProxies:        cfg.Server.TrustedProxyPrefixes(),
-		Log:                   log,
+		Service: f.Service, Reader: f.Store, VerifyManagementToken: f.Verify,
+		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	return d.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, withBasePath(base, h)))
+	return f.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, withBasePath(base, h)))
 }
 
 // withBasePath gives h the unstripped paths it expects: a request that

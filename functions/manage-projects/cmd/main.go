@@ -11,7 +11,6 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/management"
-	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
 	"github.com/llm-proxy/llm-proxy/shared/platform"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -21,25 +20,18 @@ const name = "manage-projects"
 func main() { platform.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, rec, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
-	if err != nil {
-		return err
-	}
-	svc, err := d.ManagementService(ctx, name, rec)
+	f, err := bootstrap.OpenManagementFunction(ctx, name, cfg, log)
 	if err != nil {
 		return err
 	}
 	var purger management.CachePurger
 	if cfg.Cache.Enabled && cfg.Cache.Backend == "redis" { // an in-memory cache lives in the proxy, out of reach
-		c, err := d.Cache()
+		c, err := f.Cache()
 		if err != nil {
 			return err
 		}
 		purger = c
 	}
-	h := manageprojects.New(manageprojects.Deps{
-		Service: svc, Auth: d.ManagementAuth(mgmtauth.StaticToken(cfg.Server.ManagementToken), rec, "management_api"),
-		Cache: purger, Log: log,
-	})
-	return d.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, h))
+	h := manageprojects.New(manageprojects.Deps{Service: f.Service, Auth: f.Auth, Cache: purger, Log: log})
+	return f.Runtime.ServeHTTPFunction(platform.Port(cfg), web.Chain(log, h))
 }
