@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/llm-proxy/llm-proxy/shared/buildinfo.version=$(VERSION) -X github.com/llm-proxy/llm-proxy/shared/buildinfo.commit=$(COMMIT)
 FUNCTIONS := proxy manage-projects manage-tokens admin-ui dispatcher
-TEMPL     := $(GO) run github.com/a-h/templ/cmd/templ@v0.3.1100
+TEMPL     := $(GO) tool templ
 
 .PHONY: help
 help: ## Show this help
