@@ -39,7 +39,7 @@ type realEnv struct {
 	project llmproxy.Project
 }
 
-func openStore(t *testing.T, engine string) store.Store {
+func openStore(t testing.TB, engine string) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Database{Driver: engine, PoolSize: 4, MaxIdleConns: 2}
@@ -59,7 +59,7 @@ func openStore(t *testing.T, engine string) store.Store {
 	return st
 }
 
-func newRealEnv(t *testing.T, engine string) *realEnv {
+func newRealEnv(t testing.TB, engine string) *realEnv {
 	t.Helper()
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
@@ -72,7 +72,7 @@ func newRealEnv(t *testing.T, engine string) *realEnv {
 	return env
 }
 
-func (e *realEnv) newProject(t *testing.T, name string) llmproxy.Project {
+func (e *realEnv) newProject(t testing.TB, name string) llmproxy.Project {
 	t.Helper()
 	enc, err := e.keyring.Encrypt(upstreamKey)
 	if err != nil {
@@ -95,7 +95,7 @@ type tokenOpts struct {
 
 // newToken creates a token the way the management API does and returns
 // its plaintext and id.
-func (e *realEnv) newToken(t *testing.T, o tokenOpts) (string, string) {
+func (e *realEnv) newToken(t testing.TB, o tokenOpts) (string, string) {
 	t.Helper()
 	plain, err := tokens.Generate()
 	if err != nil {
