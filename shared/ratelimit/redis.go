@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,8 +90,11 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	for _, c := range cs {
 		hasTokens = hasTokens || specs[c.kind].Tokens
 	}
+	// A reservation of 0 tokens has nothing to give back: no marker, so its
+	// Release costs no round trip (a Settle of actual usage still charges).
+	marked := hasTokens && r.ReserveTokens > 0
 	resID := ""
-	if hasTokens {
+	if marked {
 		resID = newID()
 	}
 	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID))
@@ -99,7 +103,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 		lifeMax = max(r.MaxRequests, 0)
 	}
 	resTTL := int64(0)
-	if hasTokens {
+	if marked {
 		resTTL = l.opts.ReservationTTL.Milliseconds()
 	}
 	args := make([]any, 0, 6+5*len(cs))
@@ -134,7 +138,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	if allowed {
 		d.Reservation = noReservation{}
 		if hasTokens {
-			d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], reserved: max(r.ReserveTokens, 0), holds: holds}
+			d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
 		}
 	}
 	return d, nil
@@ -162,45 +166,68 @@ func newID() string {
 type redisReservation struct {
 	l        *Redis
 	marker   string
+	marked   bool // the admission wrote the marker (reserved > 0)
 	reserved int64
 	holds    []hold
 
-	mu   sync.Mutex
-	done bool
+	mu     sync.Mutex
+	done   bool
+	queued atomic.Bool // handed to a Settler
 }
 
 // Settle replaces the reservation with actual usage (see memReservation).
 // The marker key makes it exactly-once even when a reply is lost and the
 // call is retried.
 func (r *redisReservation) Settle(ctx context.Context, actual int64) error {
-	return r.apply(ctx, "settle", max(actual, 0)-r.reserved)
+	return r.apply(ctx, "settle", max(actual, 0))
 }
 
 // Release returns the whole reservation.
 func (r *redisReservation) Release(ctx context.Context) error {
-	return r.apply(ctx, "release", -r.reserved)
+	return r.apply(ctx, "release", 0)
 }
 
-func (r *redisReservation) apply(ctx context.Context, op string, delta int64) error {
+func (r *redisReservation) apply(ctx context.Context, op string, actual int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
 		return nil
 	}
-	keys := make([]string, 0, len(r.holds)+1)
-	args := make([]any, 0, 3+3*len(r.holds))
-	args = append(args, r.l.nowMillis(), len(r.holds), delta)
+	keys, args, ok := r.script(actual)
+	if !ok {
+		r.done = true
+		return nil
+	}
+	if err := settleScript.Run(ctx, r.l.client, keys, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return r.l.fail(ctx, op, err)
+	}
+	r.done = true
+	return nil
+}
+
+// script returns the settle script's keys and arguments for actual usage
+// (0 for a release); ok is false when there is nothing to send: a
+// reservation of 0 tokens that used none has no marker and no delta.
+// Called with r.mu held.
+func (r *redisReservation) script(actual int64) (keys []string, args []any, ok bool) {
+	delta := actual - r.reserved
+	if !r.marked && delta == 0 {
+		return nil, nil, false
+	}
+	keys = make([]string, 0, len(r.holds)+1)
+	args = make([]any, 0, 4+3*len(r.holds))
+	marked := 0
+	if r.marked {
+		marked = 1
+	}
+	args = append(args, r.l.nowMillis(), len(r.holds), delta, marked)
 	for _, h := range r.holds {
 		s := specs[h.kind]
 		keys = append(keys, h.key)
 		args = append(args, s.Bucket().Milliseconds(), s.Buckets, h.bucket)
 	}
 	keys = append(keys, r.marker)
-	if err := settleScript.Run(ctx, r.l.client, keys, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return r.l.fail(ctx, op, err)
-	}
-	r.done = true
-	return nil
+	return keys, args, true
 }
 
 // String describes the limiter for logs.

@@ -3,11 +3,13 @@
 --
 -- KEYS[1..n] token window hashes (see admit.lua), KEYS[n+1] the marker
 -- ARGV[1] now in ms (0: server TIME)  ARGV[2] n  ARGV[3] delta (actual - reserved)
+-- ARGV[4] 1 when the admission wrote the marker (a reservation of 0 tokens
+-- has none: only its local state makes it exactly-once)
 -- then per window: bucket ms, buckets, bucket the reservation was charged to
 -- Returns 1 when applied, 0 when already settled (or expired).
 
 local n = tonumber(ARGV[2])
-if redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
+if ARGV[4] == '1' and redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')
@@ -17,7 +19,7 @@ local delta = tonumber(ARGV[3])
 if delta == 0 then return 1 end
 
 for i = 1, n do
-  local a = 3 + (i - 1) * 3
+  local a = 4 + (i - 1) * 3
   local bms, nb, b = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local key = KEYS[i]
   local exists = redis.call('EXISTS', key) == 1
