@@ -13,6 +13,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
 
 // member is one top-level member of a JSON object body, in body order.
@@ -93,6 +94,9 @@ type inspection struct {
 	stream       bool
 	members      []member // nil unless the body is a JSON object
 	includeUsage bool     // stream_options.include_usage was set by the client
+	// fields are the members token counting reads (from members: the body
+	// is not decoded again for the reservation).
+	fields usage.Fields
 }
 
 // inspect parses the body by its media type, applies the provider's
@@ -152,6 +156,7 @@ func inspect(p *apiconfig.Provider, contentType string, body []byte) (inspection
 	}
 	in.members = ms
 	for _, m := range ms {
+		in.fields.Set(m.key, m.raw)
 		if _, listed := p.ParamWhitelist[m.key]; listed {
 			if err := checkParam(p, m.key, []string{scalar(m.raw)}); err != nil {
 				return in, err

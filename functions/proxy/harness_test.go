@@ -124,6 +124,7 @@ type harnessOpts struct {
 	cfg         func(*config.Proxy)
 	api         string // YAML; "" = built-in default
 	limiter     ratelimit.Limiter
+	settler     *ratelimit.Settler
 	cache       func(http.Handler) http.Handler
 	writeTimout time.Duration // server WriteTimeout (0 = none)
 	transport   http.RoundTripper
@@ -166,7 +167,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		usage: newUsageRecorder()}
 	log := slog.New(slog.DiscardHandler)
 	h.proxy, err = New(Deps{
-		Config: cfg, API: api, Auth: o.auth, Limiter: o.limiter, Usage: h.usage,
+		Config: cfg, API: api, Auth: o.auth, Limiter: o.limiter, Settler: o.settler, Usage: h.usage,
 		Counter: sharedCounter(), Cache: o.cache, Events: h.events, Log: log, Transport: o.transport,
 	})
 	if err != nil {

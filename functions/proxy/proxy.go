@@ -63,6 +63,10 @@ type Deps struct {
 	// Limiter admits requests (quotas and windows). Nil: an in-memory
 	// limiter of this process (ratelimit.NewMemory).
 	Limiter ratelimit.Limiter
+	// Settler settles the limiter's reservations off the request path (the
+	// owner closes it after the server drained); nil: settled inline before
+	// the handler returns.
+	Settler *ratelimit.Settler
 	// Usage persists request counters (nil: not persisted).
 	Usage UsageRecorder
 	// Counter estimates tokens (nil: a new one; call Warm on it in the
@@ -85,6 +89,7 @@ type Proxy struct {
 	api       *apiconfig.Provider
 	auth      Authenticator
 	limiter   ratelimit.Limiter
+	settler   *ratelimit.Settler
 	usage     UsageRecorder
 	counter   *usage.Counter
 	events    EventSink
@@ -117,7 +122,7 @@ func New(deps Deps) (*Proxy, error) {
 		deps.Config.MaxRequestSize = 10 << 20
 	}
 	p := &Proxy{
-		cfg: deps.Config, api: deps.API, auth: deps.Auth, limiter: deps.Limiter,
+		cfg: deps.Config, api: deps.API, auth: deps.Auth, limiter: deps.Limiter, settler: deps.Settler,
 		usage: deps.Usage, counter: deps.Counter, events: deps.Events,
 		metrics: deps.Metrics, log: deps.Log, transport: deps.Transport,
 	}
@@ -165,6 +170,7 @@ type state struct {
 	endpoint   string
 	stripUsage bool // the proxy added include_usage: remove the usage chunk
 	promptEst  int64
+	fields     usage.Fields // the body's members token counting reads
 	responded  bool // upstream answered (ModifyResponse ran)
 	stream     *relay
 	capture    *capture
@@ -265,7 +271,8 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 		info.RequestBody, info.RequestTruncated = bounded(body, p.cfg.MaxRequestBodyCapture)
 	}
 
-	if !p.admit(w, r, st, body, in.model) {
+	st.fields = in.fields
+	if !p.admit(w, r, st, in.model) {
 		return
 	}
 	if info.Stream {
@@ -326,7 +333,7 @@ func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
 }
 
 // admit asks the limiter; it answers 429 or 503 itself and reports false.
-func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, body []byte, model string) bool {
+func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, model string) bool {
 	t, proj := st.auth.Token, st.auth.Project
 	req := ratelimit.Request{
 		TokenID: t.ID, ProjectID: proj.ID,
@@ -336,13 +343,11 @@ func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, body []byte, mo
 	if t.MaxRequests != nil && *t.MaxRequests > 0 {
 		req.MaxRequests = *t.MaxRequests
 	}
-	if hasTokenLimit(t.Limits) || hasTokenLimit(proj.Limits) {
-		out := usage.MaxOutputTokens(body)
-		if out == 0 {
-			out = p.cfg.DefaultReserveTokens
-		}
-		st.promptEst = p.counter.PromptTokens(model, body)
-		req.ReserveTokens = out + st.promptEst
+	// Requests without a model (GET /v1/models, files) use no model tokens:
+	// they reserve none, so their settlement costs nothing.
+	if model != "" && (hasTokenLimit(t.Limits) || hasTokenLimit(proj.Limits)) {
+		st.promptEst = p.counter.PromptTokensOf(model, st.fields)
+		req.ReserveTokens = ratelimit.ReserveTokens(st.promptEst, st.fields.MaxOutput(), p.cfg.DefaultReserveTokens)
 	}
 	d, err := p.limiter.Admit(r.Context(), req)
 	if err != nil {
@@ -417,17 +422,7 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 		info.ResponseBody, info.ResponseTruncated = c.kept, c.truncated
 	}
 	if res := st.decision.Reservation; res != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
-		var err error
-		if info.Usage.TotalTokens > 0 && info.CacheStatus != llmproxy.CacheHit {
-			err = res.Settle(ctx, info.Usage.TotalTokens)
-		} else {
-			err = res.Release(ctx)
-		}
-		cancel()
-		if err != nil {
-			p.log.Warn("settle rate-limit reservation", "request_id", info.RequestID, "error", err)
-		}
+		p.settle(r, info, res)
 	}
 	if st.decision.Allowed && p.usage != nil {
 		hit := info.CacheStatus == llmproxy.CacheHit
@@ -440,6 +435,33 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 	p.metrics.end(st, info)
 	if p.events != nil {
 		p.events.RequestCompleted(info)
+	}
+}
+
+// settle replaces the reservation with the request's model tokens, or
+// returns it (failure, disconnect, cache hit): through the Settler when
+// there is one (off the request path), else inline.
+func (p *Proxy) settle(r *http.Request, info *llmproxy.RequestInfo, res ratelimit.Reservation) {
+	used := info.Usage.TotalTokens > 0 && info.CacheStatus != llmproxy.CacheHit
+	if p.settler != nil {
+		if used {
+			p.settler.Settle(res, info.Usage.TotalTokens)
+		} else {
+			p.settler.Release(res)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+	defer cancel()
+	var err error
+	if used {
+		err = res.Settle(ctx, info.Usage.TotalTokens)
+	} else {
+		err = res.Release(ctx)
+	}
+	if err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "settle rate-limit reservation",
+			slog.String("request_id", info.RequestID), slog.String("error", err.Error()))
 	}
 }
 
@@ -462,7 +484,7 @@ func (p *Proxy) computeUsage(st *state) {
 		}
 		prompt := st.promptEst
 		if prompt == 0 {
-			prompt = p.counter.PromptTokens(info.Model, st.body)
+			prompt = p.counter.PromptTokensOf(info.Model, st.fields)
 		}
 		info.Usage = p.counter.Estimate(info.Model, prompt, text, extra)
 		return
@@ -481,7 +503,7 @@ func (p *Proxy) computeUsage(st *state) {
 	}
 	prompt := st.promptEst
 	if prompt == 0 {
-		prompt = p.counter.PromptTokens(info.Model, st.body)
+		prompt = p.counter.PromptTokensOf(info.Model, st.fields)
 	}
 	info.Usage = p.counter.Estimate(info.Model, prompt, text, 0)
 }

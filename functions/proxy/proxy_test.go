@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/internal/mockopenai"
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
@@ -467,6 +468,37 @@ func TestTokenLimitHeadersAndSettlement(t *testing.T) {
 	r = h.do(t, "GET", "/v1/models", goodToken, "", nil)
 	if rem := r.header.Get("X-Ratelimit-Remaining-Tokens"); rem == "" || rem == fmt.Sprint(100000-50) {
 		t.Fatalf("remaining tokens = %q", rem)
+	}
+}
+
+// TestSettlementOffRequestPath: with Redis limits and a Settler, the
+// reservation is settled after the response (not before it), exactly to
+// the reported usage; a request without a model reserves nothing.
+func TestSettlementOffRequestPath(t *testing.T) {
+	client, prefix := testenv.Redis(t)
+	auth := goodAuth()
+	auth[goodToken].Token.Limits = llmproxy.Limits{TokensPerMinute: 100000}
+	settler := ratelimit.NewSettler(ratelimit.SettlerOptions{})
+	h := newHarness(t, harnessOpts{auth: auth, settler: settler,
+		limiter: ratelimit.NewRedis(client, prefix+"rl:", ratelimit.RedisOptions{})})
+	r := h.do(t, "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-4o","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	used := h.events.next(t).Usage.TotalTokens
+	if used <= 0 {
+		t.Fatal("no usage reported")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := settler.Close(ctx); err != nil { // drains: the settlement is done
+		t.Fatal(err)
+	}
+	for range 2 { // no model: nothing reserved, nothing held
+		r = h.do(t, "GET", "/v1/models", goodToken, "", nil)
+		if rem, want := r.header.Get("X-Ratelimit-Remaining-Tokens"), fmt.Sprint(100000-used); rem != want {
+			t.Fatalf("remaining tokens = %q, want %s (the first request's usage settled)", rem, want)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
+	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
 	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
 
@@ -42,11 +43,20 @@ func FromConfig(ctx context.Context, d *bootstrap.Deps, w Wiring) (*Proxy, error
 	}
 	counter := usage.NewCounter()
 	go counter.Warm()
+	// Reservations are settled in the background; the settler is closed
+	// (drained) with the process's other parts, before the Redis client.
+	settler := ratelimit.NewSettler(ratelimit.SettlerOptions{Log: d.Log})
+	d.OnClose(func(ctx context.Context) {
+		if err := settler.Close(ctx); err != nil {
+			d.Log.Warn("rate limit settler not drained", "error", err.Error())
+		}
+	})
 	deps := Deps{
 		Config:  d.Config.Proxy,
 		API:     api,
 		Auth:    d.Validator(w.Invalidation),
 		Limiter: limiter,
+		Settler: settler,
 		Usage:   d.UsageBatcher(ctx),
 		Counter: counter,
 		Events:  w.Events,

@@ -14,14 +14,77 @@ const (
 	tokensReplyPrime = 3
 )
 
-// request is the part of any OpenAI request body that carries prompt text.
-type request struct {
-	Model        string            `json:"model"`
-	Messages     []json.RawMessage `json:"messages"`     // chat completions
-	Prompt       json.RawMessage   `json:"prompt"`       // completions
-	Input        json.RawMessage   `json:"input"`        // embeddings, moderations, responses
-	Instructions string            `json:"instructions"` // responses
-	Tools        json.RawMessage   `json:"tools"`
+// Fields are the top-level members of a request body that token counting
+// reads, as raw JSON (nil when absent). A caller that has split the body
+// into its members already (the proxy does, for its parameter rules) fills
+// them with Set, so that the body is not decoded again; FieldsOf does it
+// from the body.
+type Fields struct {
+	Model        json.RawMessage
+	Messages     json.RawMessage // chat completions
+	Prompt       json.RawMessage // completions
+	Input        json.RawMessage // embeddings, moderations, responses
+	Instructions json.RawMessage // responses
+	Tools        json.RawMessage
+
+	MaxTokens           json.RawMessage
+	MaxCompletionTokens json.RawMessage
+	MaxOutputTokens     json.RawMessage
+	N                   json.RawMessage
+}
+
+// Set records the top-level member key; keys counting does not read are
+// ignored. The value is kept, not copied.
+func (f *Fields) Set(key string, raw json.RawMessage) {
+	switch key {
+	case "model":
+		f.Model = raw
+	case "messages":
+		f.Messages = raw
+	case "prompt":
+		f.Prompt = raw
+	case "input":
+		f.Input = raw
+	case "instructions":
+		f.Instructions = raw
+	case "tools":
+		f.Tools = raw
+	case "max_tokens":
+		f.MaxTokens = raw
+	case "max_completion_tokens":
+		f.MaxCompletionTokens = raw
+	case "max_output_tokens":
+		f.MaxOutputTokens = raw
+	case "n":
+		f.N = raw
+	}
+}
+
+// FieldsOf decodes the members of a JSON object body; ok is false when the
+// body is not one.
+func FieldsOf(body []byte) (f Fields, ok bool) {
+	var r struct {
+		Model               json.RawMessage `json:"model"`
+		Messages            json.RawMessage `json:"messages"`
+		Prompt              json.RawMessage `json:"prompt"`
+		Input               json.RawMessage `json:"input"`
+		Instructions        json.RawMessage `json:"instructions"`
+		Tools               json.RawMessage `json:"tools"`
+		MaxTokens           json.RawMessage `json:"max_tokens"`
+		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+		MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
+		N                   json.RawMessage `json:"n"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return Fields{}, false
+	}
+	return Fields(r), true
+}
+
+// present reports whether a member is there and not null (json.Unmarshal
+// leaves a Go value unchanged for null).
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // PromptTokens estimates the prompt tokens of a request body: chat messages
@@ -29,25 +92,43 @@ type request struct {
 // Responses API input and instructions. Tool definitions are counted as
 // their JSON text. An unparsable body counts 0.
 func (c *Counter) PromptTokens(model string, body []byte) int64 {
-	var r request
-	if json.Unmarshal(body, &r) != nil {
+	f, ok := FieldsOf(body)
+	if !ok {
+		return 0
+	}
+	return c.PromptTokensOf(model, f)
+}
+
+// PromptTokensOf is PromptTokens of a body already split into Fields. A
+// member of the wrong type (e.g. messages that are not an array) counts 0,
+// as an unparsable body does.
+func (c *Counter) PromptTokensOf(model string, f Fields) int64 {
+	var messages []json.RawMessage
+	if present(f.Messages) && json.Unmarshal(f.Messages, &messages) != nil {
+		return 0
+	}
+	var instructions, reqModel string
+	if present(f.Instructions) && json.Unmarshal(f.Instructions, &instructions) != nil {
+		return 0
+	}
+	if present(f.Model) && json.Unmarshal(f.Model, &reqModel) != nil {
 		return 0
 	}
 	if model == "" {
-		model = r.Model
+		model = reqModel
 	}
 	var n int64
-	if len(r.Messages) > 0 {
-		for _, m := range r.Messages {
+	if len(messages) > 0 {
+		for _, m := range messages {
 			n += c.message(model, m)
 		}
 		n += tokensReplyPrime
 	}
-	n += c.textOf(model, r.Prompt)
-	n += c.textOf(model, r.Input)
-	n += c.Count(model, r.Instructions)
-	if len(r.Tools) > 0 && string(r.Tools) != "null" {
-		n += c.Count(model, string(r.Tools))
+	n += c.textOf(model, f.Prompt)
+	n += c.textOf(model, f.Input)
+	n += c.Count(model, instructions)
+	if present(f.Tools) {
+		n += c.Count(model, string(f.Tools))
 	}
 	return n
 }
@@ -134,24 +215,31 @@ func (c *Counter) textOf(model string, v json.RawMessage) int64 {
 // MaxOutputTokens returns the request's output bound (max_tokens,
 // max_completion_tokens or max_output_tokens), or 0 when it sets none.
 func MaxOutputTokens(body []byte) int64 {
-	var r struct {
-		MaxTokens           *int64 `json:"max_tokens"`
-		MaxCompletionTokens *int64 `json:"max_completion_tokens"`
-		MaxOutputTokens     *int64 `json:"max_output_tokens"`
-		N                   *int64 `json:"n"`
-	}
-	if json.Unmarshal(body, &r) != nil {
+	f, ok := FieldsOf(body)
+	if !ok {
 		return 0
 	}
+	return f.MaxOutput()
+}
+
+// MaxOutput is MaxOutputTokens of a body already split into Fields. A
+// bound that is not an integer makes it 0.
+func (f Fields) MaxOutput() int64 {
+	var v [4]*int64
+	for i, raw := range [4]json.RawMessage{f.MaxCompletionTokens, f.MaxTokens, f.MaxOutputTokens, f.N} {
+		if present(raw) && json.Unmarshal(raw, &v[i]) != nil {
+			return 0
+		}
+	}
 	var m int64
-	for _, p := range []*int64{r.MaxCompletionTokens, r.MaxTokens, r.MaxOutputTokens} {
+	for _, p := range v[:3] {
 		if p != nil && *p > 0 {
 			m = *p
 			break
 		}
 	}
-	if r.N != nil && *r.N > 1 {
-		m *= *r.N
+	if n := v[3]; n != nil && *n > 1 {
+		m *= *n
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -248,6 +249,49 @@ func TestMaxOutputTokens(t *testing.T) {
 		if got := MaxOutputTokens([]byte(in)); got != want {
 			t.Errorf("MaxOutputTokens(%s) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestFieldsMatchBody: counting from members set one by one (as the proxy
+// does from its own parse) gives what counting the body gives, type
+// mismatches included.
+func TestFieldsMatchBody(t *testing.T) {
+	c := NewCounter()
+	c.Warm()
+	bodies := []string{
+		`{"model":"gpt-4o","messages":[{"role":"user","name":"bob","content":"hello world"},{"role":"assistant","tool_calls":[{"id":"1"}]}],"max_tokens":10,"n":3}`,
+		`{"model":"gpt-4o","input":"hello world","instructions":"be brief","tools":[{"type":"web_search"}],"max_output_tokens":5}`,
+		`{"prompt":["hello","world"],"max_completion_tokens":20}`,
+		`{"messages":"not an array"}`,
+		`{"model":7,"prompt":"hello"}`,
+		`{"instructions":1,"input":"x"}`,
+		`{"max_tokens":"ten"}`,
+		`{"messages":null,"tools":null,"max_tokens":null,"n":null,"input":"hello"}`,
+		`{"other":{"messages":[1]}}`,
+	}
+	for _, body := range bodies {
+		var ms map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &ms); err != nil {
+			t.Fatal(err)
+		}
+		var f Fields
+		for k, v := range ms {
+			f.Set(k, v)
+		}
+		for _, model := range []string{"", "gpt-4"} {
+			if got, want := c.PromptTokensOf(model, f), c.PromptTokens(model, []byte(body)); got != want {
+				t.Errorf("PromptTokensOf(%q, %s) = %d, PromptTokens = %d", model, body, got, want)
+			}
+		}
+		if got, want := f.MaxOutput(), MaxOutputTokens([]byte(body)); got != want {
+			t.Errorf("MaxOutput(%s) = %d, MaxOutputTokens = %d", body, got, want)
+		}
+	}
+	if n := c.PromptTokens("", []byte(bodies[3])); n != 0 {
+		t.Errorf("messages of the wrong type count %d, want 0", n)
+	}
+	if n := MaxOutputTokens([]byte(bodies[0])); n != 30 {
+		t.Errorf("max_tokens × n = %d, want 30", n)
 	}
 }
 
