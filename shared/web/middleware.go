@@ -59,26 +59,38 @@ func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // AccessLog logs one line per request with slog. A request whose client went
 // away before a response is logged with status 499.
+//
+// The record is handed to the logger's handler directly: nothing is built
+// when its level is off, and no caller frame is captured (the source would
+// be this middleware, the same on every line).
 func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	h := log.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		ctx := r.Context()
 		status := rec.Status
-		if status == 0 && r.Context().Err() != nil {
+		if status == 0 && ctx.Err() != nil {
 			status = 499
 		}
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelWarn
 		}
-		log.LogAttrs(r.Context(), level, "http request",
-			slog.String("request_id", RequestID(r.Context())),
+		if !h.Enabled(ctx, level) {
+			return
+		}
+		end := time.Now()
+		rd := slog.NewRecord(end, level, "http request", 0)
+		rd.AddAttrs(
+			slog.String("request_id", RequestID(ctx)),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.Bytes),
-			slog.Duration("duration", time.Since(start)))
+			slog.Duration("duration", end.Sub(start)))
+		_ = h.Handle(ctx, rd)
 	})
 }
 
