@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
@@ -145,6 +146,7 @@ func New(deps Deps) (*Proxy, error) {
 		Rewrite:        p.rewrite,
 		Transport:      p.transport,
 		FlushInterval:  -1,
+		BufferPool:     copyBuffers{},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
@@ -155,6 +157,15 @@ func New(deps Deps) (*Proxy, error) {
 	}
 	return p, nil
 }
+
+// copyBuffers pools the 32 KiB buffers the reverse proxy copies response
+// bodies with (without a pool it allocates one per request).
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // Metrics returns the proxy's metrics (for MetricsHandler and
 // JSONMetricsHandler).
@@ -171,7 +182,7 @@ type state struct {
 	stripUsage bool // the proxy added include_usage: remove the usage chunk
 	promptEst  int64
 	fields     usage.Fields // the body's members token counting reads
-	responded  bool // upstream answered (ModifyResponse ran)
+	responded  bool         // upstream answered (ModifyResponse ran)
 	stream     *relay
 	capture    *capture
 	origin     string

@@ -72,7 +72,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	out.URL = p.api.UpstreamURL(pr.In.URL.Path, pr.In.URL.RawQuery)
 	out.Host = ""
-	h := make(http.Header, len(forwardHeaders)+4)
+	n := 2 // Authorization, X-Client-Request-Id
+	for name := range pr.In.Header {
+		if forwarded(name) {
+			n++
+		}
+	}
+	h := make(http.Header, n) // sized exactly: usually one small map group
 	for name, vals := range pr.In.Header {
 		if forwarded(name) {
 			h[name] = vals

@@ -26,18 +26,28 @@ const (
 // tightest request window and the tightest token window, each only when such
 // a limit applies, and Retry-After (whole seconds, at least 1) on a refusal.
 func SetHeaders(h http.Header, d Decision) {
+	// One backing array for every value (the names are canonical): one
+	// allocation instead of one per header.
+	var vals []string
+	set := func(name, v string) {
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	if d.Requests != nil || d.Tokens != nil || !d.Allowed {
+		vals = make([]string, 0, 7)
+	}
 	if w := d.Requests; w != nil {
-		h.Set(HeaderLimitRequests, strconv.FormatInt(w.Limit, 10))
-		h.Set(HeaderRemainingRequests, strconv.FormatInt(w.Remaining, 10))
-		h.Set(HeaderResetRequests, FormatReset(w.Reset))
+		set(HeaderLimitRequests, strconv.FormatInt(w.Limit, 10))
+		set(HeaderRemainingRequests, strconv.FormatInt(w.Remaining, 10))
+		set(HeaderResetRequests, FormatReset(w.Reset))
 	}
 	if w := d.Tokens; w != nil {
-		h.Set(HeaderLimitTokens, strconv.FormatInt(w.Limit, 10))
-		h.Set(HeaderRemainingTokens, strconv.FormatInt(w.Remaining, 10))
-		h.Set(HeaderResetTokens, FormatReset(w.Reset))
+		set(HeaderLimitTokens, strconv.FormatInt(w.Limit, 10))
+		set(HeaderRemainingTokens, strconv.FormatInt(w.Remaining, 10))
+		set(HeaderResetTokens, FormatReset(w.Reset))
 	}
 	if !d.Allowed {
-		h.Set(HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(d.RetryAfter), 10))
+		set(HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(d.RetryAfter), 10))
 	}
 }
 
