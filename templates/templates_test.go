@@ -12,6 +12,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 )
 
@@ -31,9 +32,12 @@ func fixtures() map[string]templ.Component {
 	max := int64(10)
 	p := Page{Base: "/admin", Title: "T", Nav: "projects", CSRF: "csrf-value", SignedIn: true, AssetVersion: "1"}
 	proj := management.ProjectResponse{ID: "11111111-1111-1111-1111-111111111111", Name: "Proj", APIKey: "sk-pro...6789",
-		IsActive: true, CreatedAt: now, UpdatedAt: now}
+		IsActive: true, CreatedAt: now, UpdatedAt: now,
+		Limits: llmproxy.Limits{RequestsPerMinute: 120, TokensPerDay: 500000}, TokenDefaults: llmproxy.Limits{RequestsPerMinute: 60, TokensPerMinute: 10000}}
 	tok := management.TokenResponse{ID: "22222222-2222-2222-2222-222222222222", Token: "llmp_SECR…f123", ProjectID: proj.ID,
-		ExpiresAt: &exp, IsActive: true, MaxRequests: &max, CreatedAt: now}
+		ExpiresAt: &exp, IsActive: true, MaxRequests: &max, CreatedAt: now, Limits: llmproxy.Limits{RequestsPerDay: 1000}}
+	badLimits := LimitValuesOf(proj.Limits)
+	badLimits.Values["requests_per_day"], badLimits.Invalid = "-5", "requests_per_day"
 	ev := management.AuditEventResponse{ID: "33333333-3333-3333-3333-333333333333", Timestamp: now, Action: "project.update",
 		Actor: "admin_ui", Outcome: "failure", ProjectID: proj.ID, TokenID: tok.ID, ClientIP: "192.0.2.1",
 		Details: map[string]any{
@@ -52,14 +56,18 @@ func fixtures() map[string]templ.Component {
 			Recent: []management.AuditEventResponse{ev}, Now: now}),
 		"Projects":    Projects(p, ProjectsData{Projects: []management.ProjectResponse{proj}, Pager: pager}),
 		"ProjectNew":  ProjectNew(p, ProjectFormData{Name: "Proj"}),
-		"ProjectEdit": ProjectEdit(p, ProjectFormData{Project: proj, Name: proj.Name}),
+		"ProjectEdit": ProjectEdit(p, ProjectFormData{Project: proj, Name: proj.Name, Limits: LimitValuesOf(proj.Limits), TokenDefaults: LimitValuesOf(proj.TokenDefaults)}),
+		"ProjectEditInvalid": ProjectEdit(Page{Base: "/admin", Title: "T", CSRF: "csrf-value", SignedIn: true, Error: "Project limits: requests per day must be a whole number, 0 or more (blank for unlimited)."},
+			ProjectFormData{Project: proj, Name: proj.Name, Limits: badLimits, TokenDefaults: LimitValuesOf(proj.TokenDefaults)}),
 		"ProjectShow": ProjectShow(p, ProjectShowData{Project: proj, Tokens: []management.TokenResponse{tok}, TokensTotal: 1, Now: now}),
 		"Tokens":      Tokens(p, TokensData{Tokens: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Projects: []management.ProjectResponse{proj}, Pager: pager, Now: now}),
 		"TokenNew":    TokenNew(p, TokenNewData{Projects: []management.ProjectResponse{proj}, Duration: DefaultDuration}),
+		"TokenNewForProject": TokenNew(p, TokenNewData{Projects: []management.ProjectResponse{proj}, ProjectID: proj.ID, Duration: DefaultDuration,
+			Limits: LimitValues{Values: map[string]string{"tokens_per_day": "0"}}}),
 		"TokenCreated": TokenCreated(p, TokenCreatedData{Token: management.CreatedToken{ID: tok.ID, Token: newToken, Hint: "llmp_NEWT…f456",
-			ProjectID: proj.ID, ExpiresAt: &exp, IsActive: true, CreatedAt: now}, ProjectName: "Proj", ProxyURL: "http://localhost:8080/v1"}),
+			ProjectID: proj.ID, ExpiresAt: &exp, IsActive: true, CreatedAt: now, Limits: proj.TokenDefaults}, ProjectName: "Proj", ProxyURL: "http://localhost:8080/v1"}),
 		"TokenShow": TokenShow(p, TokenData{Token: tok, ProjectName: "Proj", Now: now}),
-		"TokenEdit": TokenEdit(p, TokenData{Token: tok, ProjectName: "Proj", Now: now}),
+		"TokenEdit": TokenEdit(p, TokenData{Token: tok, ProjectName: "Proj", Now: now, Limits: LimitValuesOf(tok.Limits)}),
 		"Audit":     Audit(p, AuditData{Events: []management.AuditEventResponse{ev}, Pager: pager}),
 		"AuditShow": AuditShow(p, ev),
 	}
@@ -134,7 +142,8 @@ func TestCompatibilityMarkup(t *testing.T) {
 		{"Dashboard", []string{`<h1>Dashboard</h1>`, `id="server-time"`, `Create New Project`, `Generate Token`}},
 		{"Projects", []string{`<h1>Projects</h1>`, `badge bg-success`, `Revoke All Tokens`, `data-confirm="Are you sure you want to revoke ALL tokens for project &#34;Proj&#34;? This action cannot be undone."`, `rel="next"`, `rel="prev"`}},
 		{"ProjectEdit", []string{`id="name"`, `id="api_key"`, `id="is_active"`, `<input type="hidden" name="is_active" value="false">`, `Update Project`, `name="_method" value="PUT"`}},
-		{"ProjectNew", []string{`id="name"`, `id="api_key"`, `Create Project</button>`}},
+		{"ProjectNew", []string{`id="name"`, `id="api_key"`, `Create Project</button>`, `<legend class="form-label">Project limits</legend>`,
+			`<legend class="form-label">Defaults for new tokens</legend>`, `id="limits_requests_per_minute"`, `id="token_defaults_tokens_per_day"`}},
 		{"ProjectShow", []string{`<h1>Proj</h1>`, `Status:`, `Generate Token`, `View Project Tokens`, `Edit Project`, `Revoke All Tokens`}},
 		{"Tokens", []string{`<h1>Tokens</h1>`, `href="/admin/tokens/22222222-2222-2222-2222-222222222222/edit"`, `Revoke Token`, `btn-outline-danger`, `0 / 10`, `data-confirm="Are you sure you want to revoke token`}},
 		{"TokenNew", []string{`id="project_id"`, `id="duration_minutes"`, `id="max_requests"`, `<option value="15" selected>15 minutes</option>`, `<option value="525600">365 days</option>`}},
@@ -166,6 +175,119 @@ func TestRedact(t *testing.T) {
 	} {
 		if got := Redact(tc.key, "v"); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
+
+// TestLimitForms checks the limit fields: names as the API's, stored values
+// shown (blank for unlimited), placeholders with the project's defaults, the
+// rejected field marked, and the detail pages' "unlimited".
+func TestLimitForms(t *testing.T) {
+	fx := fixtures()
+	input := func(html, id string) string {
+		t.Helper()
+		m := regexp.MustCompile(`<input[^>]*id="` + id + `"[^>]*>`).FindString(html)
+		if m == "" {
+			t.Fatalf("no input #%s", id)
+		}
+		return m
+	}
+	attr := func(tag, name string) (string, bool) {
+		m := regexp.MustCompile(`\s` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+		if m == nil {
+			return "", false
+		}
+		return m[1], true
+	}
+	for _, tc := range []struct {
+		page, id, value, placeholder string
+		invalid                      bool
+	}{
+		{"ProjectEdit", "limits_requests_per_minute", "120", "unlimited", false},
+		{"ProjectEdit", "limits_requests_per_day", "", "unlimited", false},
+		{"ProjectEdit", "limits_tokens_per_day", "500000", "unlimited", false},
+		{"ProjectEdit", "token_defaults_requests_per_minute", "60", "unlimited", false},
+		{"ProjectEdit", "token_defaults_tokens_per_minute", "10000", "unlimited", false},
+		{"ProjectEdit", "token_defaults_tokens_per_day", "", "unlimited", false},
+		{"ProjectEditInvalid", "limits_requests_per_day", "-5", "unlimited", true},
+		{"ProjectEditInvalid", "limits_requests_per_minute", "120", "unlimited", false},
+		{"TokenNew", "limits_requests_per_minute", "", "project default", false},
+		{"TokenNewForProject", "limits_requests_per_minute", "", "project default: 60", false},
+		{"TokenNewForProject", "limits_requests_per_day", "", "project default: unlimited", false},
+		{"TokenNewForProject", "limits_tokens_per_day", "0", "project default: unlimited", false},
+		{"TokenEdit", "limits_requests_per_day", "1000", "unlimited", false},
+		{"TokenEdit", "limits_tokens_per_minute", "", "unlimited", false},
+	} {
+		html := render(t, fx[tc.page])
+		in := input(html, tc.id)
+		if name, _ := attr(in, "name"); name != tc.id {
+			t.Errorf("%s #%s: name %q", tc.page, tc.id, name)
+		}
+		if v, _ := attr(in, "value"); v != tc.value {
+			t.Errorf("%s #%s: value %q, want %q", tc.page, tc.id, v, tc.value)
+		}
+		if v, _ := attr(in, "placeholder"); v != tc.placeholder {
+			t.Errorf("%s #%s: placeholder %q, want %q", tc.page, tc.id, v, tc.placeholder)
+		}
+		if _, inv := attr(in, "aria-invalid"); inv != tc.invalid || strings.Contains(in, "is-invalid") != tc.invalid {
+			t.Errorf("%s #%s: marked invalid %v, want %v: %s", tc.page, tc.id, inv, tc.invalid, in)
+		}
+		if typ, _ := attr(in, "type"); typ != "number" {
+			t.Errorf("%s #%s: type %q", tc.page, tc.id, typ)
+		}
+		if d, _ := attr(in, "aria-describedby"); d == "" || !strings.Contains(html, `id="`+d+`"`) {
+			t.Errorf("%s #%s: aria-describedby %q names no element", tc.page, tc.id, d)
+		}
+	}
+	if html := render(t, fx["ProjectEditInvalid"]); !strings.Contains(html, "requests per day must be a whole number") {
+		t.Error("the validation message is not shown")
+	}
+	for _, tc := range []struct {
+		page string
+		want []string
+	}{
+		{"ProjectShow", []string{`<td>120</td>`, `<td>500000</td>`, `<td>10000</td>`, `unlimited`}},
+		{"TokenShow", []string{`<th scope="row">Requests per day</th><td data-limit="requests_per_day">1000</td>`,
+			`<th scope="row">Requests per minute</th><td data-limit="requests_per_minute">unlimited</td>`}},
+		{"TokenCreated", []string{`<td data-limit="requests_per_minute">60</td>`, `<td data-limit="tokens_per_day">unlimited</td>`}},
+	} {
+		html := render(t, fx[tc.page])
+		for _, w := range tc.want {
+			if !strings.Contains(html, w) {
+				t.Errorf("%s lacks %s", tc.page, w)
+			}
+		}
+	}
+}
+
+// TestFormAccessibility: every visible input and select of every page has a
+// label for its id, every fieldset a legend, and every form that posts
+// carries the form token.
+func TestFormAccessibility(t *testing.T) {
+	field := regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	for name, c := range fixtures() {
+		html := render(t, c)
+		for _, tag := range field.FindAllString(html, -1) {
+			if strings.Contains(tag, `type="hidden"`) {
+				continue
+			}
+			m := regexp.MustCompile(`\sid="([^"]+)"`).FindStringSubmatch(tag)
+			if m == nil {
+				t.Errorf("%s: field without id: %s", name, tag)
+				continue
+			}
+			if !strings.Contains(html, `<label for="`+m[1]+`"`) {
+				t.Errorf("%s: no <label for=%q>", name, m[1])
+			}
+		}
+		if n, l := strings.Count(html, "<fieldset"), strings.Count(html, "<legend"); n != l {
+			t.Errorf("%s: %d fieldsets, %d legends", name, n, l)
+		}
+		forms := regexp.MustCompile(`(?s)<form method="post".*?</form>`).FindAllString(html, -1)
+		for _, f := range forms {
+			if !strings.Contains(f, `name="csrf_token" value="csrf-value"`) && name != "Login" {
+				t.Errorf("%s: a post form without the form token: %.200s", name, f)
+			}
 		}
 	}
 }

@@ -66,6 +66,10 @@ type ProjectsData struct {
 type ProjectFormData struct {
 	Project management.ProjectResponse // empty for a new project
 	Name    string
+	// Limits and TokenDefaults are the limit fields as shown (LimitValuesOf
+	// the project's, or what was typed when the post was rejected).
+	Limits        LimitValues
+	TokenDefaults LimitValues
 }
 
 // ProjectShowData is a project's page.
@@ -98,6 +102,8 @@ type TokenNewData struct {
 	ProjectID   string
 	Duration    string
 	MaxRequests string
+	// Limits are the typed limit fields (blank: the project's default).
+	Limits LimitValues
 }
 
 // TokenCreatedData shows a new token, once.
@@ -113,6 +119,9 @@ type TokenData struct {
 	Token       management.TokenResponse
 	ProjectName string
 	Now         time.Time
+	// Limits are the edit form's limit fields as shown (LimitValuesOf the
+	// token's, or what was typed when the post was rejected).
+	Limits LimitValues
 }
 
 // AuditData is the audit list.

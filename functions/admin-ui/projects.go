@@ -72,14 +72,30 @@ func (h *handler) projectNew(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) projectCreate(w http.ResponseWriter, r *http.Request) error {
-	name := strings.TrimSpace(r.PostForm.Get("name"))
-	key := strings.TrimSpace(r.PostForm.Get("api_key"))
-	p, err := h.svc.CreateProject(r.Context(), h.actor(r), management.CreateProjectInput{Name: name, APIKey: key})
+	f := r.PostForm
+	name := strings.TrimSpace(f.Get("name"))
+	key := strings.TrimSpace(f.Get("api_key"))
+	in := management.CreateProjectInput{Name: name, APIKey: key}
+	lim, limVals, limSent, _, err := readLimits(f, projectLimits, llmproxy.Limits{})
+	def, defVals, defSent, _, derr := readLimits(f, tokenDefaults, llmproxy.Limits{})
+	if limSent {
+		in.Limits = &lim
+	}
+	if defSent {
+		in.TokenDefaults = &def
+	}
+	if err == nil {
+		err = derr
+	}
+	var p management.ProjectResponse
+	if err == nil {
+		p, err = h.svc.CreateProject(r.Context(), h.actor(r), in)
+	}
 	if err != nil {
 		if formError(err) {
 			pg := h.page(r, "Create Project", "projects")
 			pg.Error = llmproxy.ErrorMessage(err)
-			h.render(w, r, web.StatusOf(err), templates.ProjectNew(pg, templates.ProjectFormData{Name: name}))
+			h.render(w, r, web.StatusOf(err), templates.ProjectNew(pg, templates.ProjectFormData{Name: name, Limits: limVals, TokenDefaults: defVals}))
 			return nil
 		}
 		return err
@@ -111,7 +127,9 @@ func (h *handler) projectEdit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, r, http.StatusOK, templates.ProjectEdit(h.page(r, "Edit Project", "projects"), templates.ProjectFormData{Project: p, Name: p.Name}))
+	h.render(w, r, http.StatusOK, templates.ProjectEdit(h.page(r, "Edit Project", "projects"), templates.ProjectFormData{
+		Project: p, Name: p.Name, Limits: templates.LimitValuesOf(p.Limits), TokenDefaults: templates.LimitValuesOf(p.TokenDefaults),
+	}))
 	return nil
 }
 
@@ -161,8 +179,26 @@ func (h *handler) projectPost(w http.ResponseWriter, r *http.Request) error {
 		active = &b
 		in.IsActive = active
 	}
-	p, err := h.svc.UpdateProject(r.Context(), h.actor(r), id, in)
+	// Limit fields that were sent replace the stored values; a blank field
+	// is unlimited (0).
+	lim, limVals, limSent, _, err := readLimits(f, projectLimits, llmproxy.Limits{})
+	def, defVals, defSent, _, derr := readLimits(f, tokenDefaults, llmproxy.Limits{})
+	if limSent {
+		in.Limits = &lim
+	}
+	if defSent {
+		in.TokenDefaults = &def
+	}
+	if err == nil {
+		err = derr
+	}
+	var p management.ProjectResponse
+	if err == nil {
+		p, err = h.svc.UpdateProject(r.Context(), h.actor(r), id, in)
+	}
 	if err != nil {
+		// The edit form (it sends the name) shows the error next to the
+		// fields, with what was typed.
 		if formError(err) && in.Name != nil {
 			cur, gerr := h.svc.GetProject(r.Context(), h.actor(r), id)
 			if gerr != nil {
@@ -171,9 +207,17 @@ func (h *handler) projectPost(w http.ResponseWriter, r *http.Request) error {
 			if active != nil {
 				cur.IsActive = *active
 			}
+			if !limSent {
+				limVals = templates.LimitValuesOf(cur.Limits)
+			}
+			if !defSent {
+				defVals = templates.LimitValuesOf(cur.TokenDefaults)
+			}
 			pg := h.page(r, "Edit Project", "projects")
 			pg.Error = llmproxy.ErrorMessage(err)
-			h.render(w, r, web.StatusOf(err), templates.ProjectEdit(pg, templates.ProjectFormData{Project: cur, Name: *in.Name}))
+			h.render(w, r, web.StatusOf(err), templates.ProjectEdit(pg, templates.ProjectFormData{
+				Project: cur, Name: *in.Name, Limits: limVals, TokenDefaults: defVals,
+			}))
 			return nil
 		}
 		return err

@@ -2,6 +2,7 @@ package adminui
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,7 +41,7 @@ func (h *handler) projectChoices(ctx context.Context) ([]management.ProjectRespo
 	}
 	out := make([]management.ProjectResponse, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, management.ProjectResponse{ID: p.ID, Name: p.Name, IsActive: p.IsActive})
+		out = append(out, management.ProjectResponse{ID: p.ID, Name: p.Name, IsActive: p.IsActive, TokenDefaults: p.TokenDefaults})
 	}
 	return out, nil
 }
@@ -132,6 +133,11 @@ func (h *handler) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 			in.MaxRequests = &mr
 		}
 	}
+	if err == nil {
+		err = h.newTokenLimits(r, &in, &d)
+	} else {
+		_, d.Limits, _, _, _ = readLimits(f, newTokenLimits, llmproxy.Limits{})
+	}
 	var created management.CreatedToken
 	if err == nil {
 		created, err = h.svc.CreateToken(ctx, h.actor(r), in)
@@ -167,12 +173,41 @@ func (h *handler) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// newTokenLimits reads the generate form's limits into in and d. All fields
+// blank leaves in.Limits nil: the service gives the token the project's
+// defaults for new tokens. Otherwise a blank field takes the project's
+// default for that field (read just before the token is created; a change
+// of the defaults in between is not seen) and 0 is unlimited.
+func (h *handler) newTokenLimits(r *http.Request, in *management.CreateTokenInput, d *templates.TokenNewData) error {
+	f := r.PostForm
+	_, vals, _, blank, err := readLimits(f, newTokenLimits, llmproxy.Limits{})
+	d.Limits = vals
+	if err != nil || blank {
+		return err
+	}
+	var def llmproxy.Limits
+	p, err := h.reader.GetProject(r.Context(), in.ProjectID)
+	switch {
+	case err == nil:
+		def = p.TokenDefaults
+	case !isNotFound(err):
+		return fmt.Errorf("read project defaults: %w", err)
+	} // an unknown project is reported by the service
+	l, _, _, _, err := readLimits(f, newTokenLimits, def)
+	if err != nil {
+		return err
+	}
+	in.Limits = &l
+	return nil
+}
+
 func (h *handler) tokenData(r *http.Request) (templates.TokenData, error) {
 	t, err := h.svc.GetToken(r.Context(), h.actor(r), r.PathValue("id"))
 	if err != nil {
 		return templates.TokenData{}, err
 	}
-	return templates.TokenData{Token: t, ProjectName: h.projectNames(r.Context(), t.ProjectID)[t.ProjectID], Now: h.clock()}, nil
+	return templates.TokenData{Token: t, ProjectName: h.projectNames(r.Context(), t.ProjectID)[t.ProjectID], Now: h.clock(),
+		Limits: templates.LimitValuesOf(t.Limits)}, nil
 }
 
 func (h *handler) tokenShow(w http.ResponseWriter, r *http.Request) error {
@@ -214,6 +249,9 @@ func (h *handler) tokenPost(w http.ResponseWriter, r *http.Request) error {
 		if derr != nil {
 			return err
 		}
+		if _, vals, sent, _, _ := readLimits(r.PostForm, tokenLimits, llmproxy.Limits{}); sent {
+			d.Limits = vals // as typed
+		}
 		pg := h.page(r, "Edit Token", "tokens")
 		pg.Error = llmproxy.ErrorMessage(err)
 		h.render(w, r, web.StatusOf(err), templates.TokenEdit(pg, d))
@@ -248,7 +286,16 @@ func tokenUpdate(f url.Values) (management.UpdateTokenInput, error) {
 		}
 		in.ExpiresAt = &t
 	}
-	if in.IsActive == nil && in.MaxRequests == nil && in.ExpiresAt == nil {
+	// Limit fields that were sent replace the token's limits; a blank field
+	// is unlimited (0).
+	l, _, sent, _, err := readLimits(f, tokenLimits, llmproxy.Limits{})
+	if err != nil {
+		return in, err
+	}
+	if sent {
+		in.Limits = &l
+	}
+	if in.IsActive == nil && in.MaxRequests == nil && in.ExpiresAt == nil && in.Limits == nil {
 		return in, invalid("Nothing to update.")
 	}
 	return in, nil
