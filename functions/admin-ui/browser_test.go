@@ -16,8 +16,8 @@ import (
 
 // TestBrowserWorkflow drives the real UI, mounted under /admin/, in headless
 // Chromium: sign in (wrong, then right), create a project, generate a token
-// and read it once, revoke it, deactivate the project, find it all in the
-// audit list, fail a cross-origin form post, sign out. Screenshots of the
+// and read it once, revoke it, deactivate the project, set its limits, find
+// it all in the audit list, fail a cross-origin form post, sign out. Screenshots of the
 // main pages go to $LLMPROXY_SCREENSHOT_DIR or testdata/screenshots.
 func TestBrowserWorkflow(t *testing.T) {
 	srv := uitest.StartServer(t, uitest.Options{Base: "/admin"})
@@ -117,7 +117,28 @@ func TestBrowserWorkflow(t *testing.T) {
 	if v := b.Value("#api_key"); v != "" {
 		t.Errorf("edit form pre-fills the key: %q", v)
 	}
+	// Limits: labelled number fields in two fieldsets; set a project limit
+	// and a default for new tokens, and see them on the project's page.
+	if got := b.Eval(`(() => { const f = [...document.querySelectorAll("fieldset.limits")];
+		return f.map(s => s.querySelector("legend").innerText.trim() + ":" + [...s.querySelectorAll("input")].filter(i => i.type === "number" && i.labels.length === 1).length).join("|"); })()`); got != "Project limits:4|Defaults for new tokens:4" {
+		t.Errorf("limit fieldsets = %q", got)
+	}
+	b.Fill("#limits_requests_per_minute", "120")
+	b.Fill("#token_defaults_tokens_per_day", "50000")
 	b.Screenshot(shots, "08-project-edit")
+	b.Click(`form button[type="submit"].btn-primary`)
+	b.WaitH1(projectName)
+	if got := b.Eval(`[...document.querySelectorAll('section[aria-labelledby="limits"] tbody tr')].map(r => [...r.children].map(c => c.innerText.trim()).join("=")).join("|")`); got !=
+		"Requests / minute=120=unlimited|Requests / day=unlimited=unlimited|Model tokens / minute=unlimited=unlimited|Model tokens / day=unlimited=50000" {
+		t.Errorf("limits on the project page = %q", got)
+	}
+	if txt := b.Text(); !strings.Contains(txt, "Project updated") {
+		t.Errorf("no confirmation after editing limits: %.300s", txt)
+	}
+	if p, err := srv.Store.GetProject(context.Background(), projectID); err != nil || p.Limits.RequestsPerMinute != 120 || p.TokenDefaults.TokensPerDay != 50000 || p.IsActive {
+		t.Errorf("stored after editing limits: limits %+v defaults %+v active %v (err %v)", p.Limits, p.TokenDefaults, p.IsActive, err)
+	}
+	b.Screenshot(shots, "08b-project-limits")
 
 	// Cross-origin form post from another origin (same host, other port:
 	// the SameSite=Strict cookie is sent, so only the CSRF protection stops
