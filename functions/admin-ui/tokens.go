@@ -165,20 +165,6 @@ func (h *handler) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 		proxyURL = scheme + "://" + r.Host + "/v1"
 	}
 	pg := h.page(r, "Token Generated", "tokens")
-	// The store gives a token created with all limits 0 the project's
-	// defaults (it reads zero limits as "none given"); asked for unlimited,
-	// set it in a second step. The token exists either way, so a failure
-	// here is reported on the page that shows it once, never as an error
-	// page that would lose it.
-	if in.Limits != nil && created.Limits != *in.Limits {
-		if t, uerr := h.svc.UpdateToken(ctx, h.actor(r), created.ID, management.UpdateTokenInput{Limits: in.Limits}); uerr != nil {
-			h.log.ErrorContext(ctx, "admin ui: set new token's limits", "token_id", created.ID, "error", uerr)
-			pg.Error = "The token was generated with the project's default limits; changing them failed: " +
-				llmproxy.ErrorMessage(uerr) + " Edit the token to change them."
-		} else {
-			created.Limits = t.Limits
-		}
-	}
 	names := h.projectNames(ctx, created.ProjectID)
 	// The plaintext token is in this response only: not in a URL, a
 	// redirect, a cookie or a log. Cache-Control: no-store is set by render.

@@ -499,14 +499,15 @@ func testTokenCreateRules(t *testing.T, s store.Store) {
 	_, err = s.CreateToken(c, dup, nil)
 	wantErr(t, err, llmproxy.ErrConflict, llmproxy.CodeConflict, "")
 
-	// Tokens created without limits get the project's token defaults.
+	// The store keeps a token's limits as given: zero limits mean unlimited,
+	// even when the project has token defaults (the service applies those).
 	def := llmproxy.Limits{RequestsPerMinute: 7, TokensPerDay: 9}
 	withDefaults := newProject("defaults")
 	withDefaults.TokenDefaults = def
 	pd := try(s.CreateProject(c, withDefaults, nil)).must(t)
 	td := createToken(t, s, pd.ID)
-	if got := try(s.GetToken(c, td.ID)).must(t); got.Limits != def {
-		t.Fatalf("token limits = %+v, want the project's defaults %+v", got.Limits, def)
+	if got := try(s.GetToken(c, td.ID)).must(t); !got.Limits.IsZero() {
+		t.Fatalf("token limits = %+v, want none (unlimited) as given", got.Limits)
 	}
 	explicit := newToken(pd.ID)
 	explicit.Limits = llmproxy.Limits{RequestsPerDay: 1}

@@ -364,8 +364,9 @@ func (c *Core) RevokeProjectTokens(ctx context.Context, projectID string, audit 
 
 // ---- tokens
 
-// CreateToken implements store.Store. A token created without limits gets
-// its project's token defaults.
+// CreateToken implements store.Store. The token's limits are stored as
+// given (zero is unlimited); applying the project's token defaults is the
+// management service's rule.
 func (c *Core) CreateToken(ctx context.Context, t llmproxy.Token, audit store.AuditFunc) (llmproxy.Token, error) {
 	now := c.now()
 	if t.ID == "" {
@@ -401,18 +402,13 @@ func (c *Core) CreateToken(ctx context.Context, t llmproxy.Token, audit store.Au
 	}
 	err := c.write(ctx, "create token", "token", func(q Querier) error {
 		var active bool
-		var defaults llmproxy.Limits
-		err := q.QueryRow(ctx, c.q(`SELECT is_active, default_requests_per_minute, default_requests_per_day,
-			default_tokens_per_minute, default_tokens_per_day FROM projects WHERE id = ?`+c.d.ForShare), t.ProjectID).
-			Scan(boolDst{&active}, &defaults.RequestsPerMinute, &defaults.RequestsPerDay, &defaults.TokensPerMinute, &defaults.TokensPerDay)
+		err := q.QueryRow(ctx, c.q(`SELECT is_active FROM projects WHERE id = ?`+c.d.ForShare), t.ProjectID).
+			Scan(boolDst{&active})
 		if err != nil {
 			return c.translate("create token", "project", err)
 		}
 		if !active {
 			return llmproxy.E(llmproxy.ErrForbidden, llmproxy.CodeProjectInactive, "cannot create tokens for inactive projects")
-		}
-		if t.Limits.IsZero() {
-			t.Limits = defaults
 		}
 		args := []any{t.ID, t.Hash, t.Hint, t.ProjectID, c.nt(t.ExpiresAt), t.IsActive, c.nt(t.DeactivatedAt), t.RequestCount,
 			nullInt(t.MaxRequests), c.t(t.CreatedAt), c.nt(t.LastUsedAt), t.CacheHitCount}
