@@ -44,6 +44,16 @@ type DashboardData struct {
 	Partial bool
 	Recent  []management.AuditEventResponse
 	Now     time.Time
+	// LastDay is each project's usage over the last 24 hours (from the
+	// hourly aggregates the proxies write), busiest first.
+	LastDay []ProjectUsage
+}
+
+// ProjectUsage is a row of the dashboard's last-day usage table.
+type ProjectUsage struct {
+	ProjectID, Name                string
+	Requests, CacheHits            int64
+	PromptTokens, CompletionTokens int64
 }
 
 // ProjectRequests is a row of the dashboard's requests table.

@@ -75,6 +75,7 @@ type Reader interface {
 	ListProjects(ctx context.Context, f store.ProjectFilter) ([]llmproxy.Project, int, error)
 	ListTokens(ctx context.Context, f store.TokenFilter) ([]llmproxy.Token, int, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]llmproxy.AuditEvent, int, error)
+	ProjectUsage(ctx context.Context, since time.Time) ([]store.ProjectUsage, error)
 }
 
 // Deps are the UI's collaborators.

@@ -97,9 +97,25 @@ func (h *handler) dashboardData(ctx context.Context) (templates.DashboardData, e
 	if len(rows) > projectRowsShown {
 		rows = rows[:projectRowsShown]
 	}
-	ids := make([]string, 0, len(rows)+len(expiring))
+	usage, err := h.reader.ProjectUsage(ctx, now.Add(-24*time.Hour))
+	if err != nil {
+		return d, err
+	}
+	sort.Slice(usage, func(i, j int) bool {
+		if usage[i].Requests != usage[j].Requests {
+			return usage[i].Requests > usage[j].Requests
+		}
+		return usage[i].ProjectID < usage[j].ProjectID
+	})
+	if len(usage) > projectRowsShown {
+		usage = usage[:projectRowsShown]
+	}
+	ids := make([]string, 0, len(rows)+len(expiring)+len(usage))
 	for _, r := range rows {
 		ids = append(ids, r.ProjectID)
+	}
+	for _, u := range usage {
+		ids = append(ids, u.ProjectID)
 	}
 	for _, t := range expiring {
 		ids = append(ids, t.Token.ProjectID)
@@ -112,6 +128,12 @@ func (h *handler) dashboardData(ctx context.Context) (templates.DashboardData, e
 		expiring[i].ProjectName = names[expiring[i].Token.ProjectID]
 	}
 	d.Requests, d.ExpiringSoon = rows, expiring
+	for _, u := range usage {
+		d.LastDay = append(d.LastDay, templates.ProjectUsage{
+			ProjectID: u.ProjectID, Name: names[u.ProjectID], Requests: u.Requests, CacheHits: u.CacheHits,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		})
+	}
 
 	evs, _, err := h.reader.ListAudit(ctx, store.AuditFilter{Page: store.Page{Number: 1, Size: recentEvents}})
 	if err != nil {
