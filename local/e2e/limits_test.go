@@ -198,6 +198,9 @@ func TestTokenBudgetsAcrossProcesses(t *testing.T) {
 
 	t.Run("no overspend with concurrent streams", func(t *testing.T) {
 		const budget = 2000
+		// Paced streams, so that the 40 overlap whatever the machine's load.
+		c.up.SetChunkDelay(50 * time.Millisecond)
+		defer c.up.SetChunkDelay(0)
 		tok := c.token(c.project(nil), map[string]any{"limits": map[string]int64{"tokens_per_minute": budget}})
 		var spent atomic.Int64
 		var admitted, refused atomic.Int64
