@@ -236,6 +236,13 @@ func TestProxyThroughServe(t *testing.T) {
 	if u := usage.Projects[0]; u.ProjectID != project.ID || u.CacheHits != 1 || u.PromptTokens == 0 || u.CompletionTokens == 0 {
 		t.Fatalf("usage %+v", u)
 	}
+	cliEnv := map[string]string{"MANAGEMENT_TOKEN": mgmt, "MANAGEMENT_API_BASE_URL": s.URL}
+	if out, stderr, code := cli(t, cliEnv, "manage", "usage", "show", "--window", "24h"); code != 0 || !strings.Contains(out, project.ID) || !strings.Contains(out, "REQUESTS") {
+		t.Fatalf("manage usage show: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, _, code := cli(t, cliEnv, "manage", "usage", "show", "--window", "1y"); code == 0 {
+		t.Fatalf("manage usage show --window 1y accepted:\n%s", out)
+	}
 	if code := api(t, "GET", s.URL+"/manage/usage?window=1y", mgmt, nil, nil); code != http.StatusBadRequest {
 		t.Fatalf("usage with a window over 90 days: %d, want 400", code)
 	}

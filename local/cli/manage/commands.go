@@ -85,6 +85,7 @@ var commands = map[string]command{
 	"audit list":            {flags: auditList},
 	"audit get":             {args: 1, argName: "<audit-event-id>", flags: simple("GET", "/manage/audit/%s", printAudit)},
 	"cache purge":           {flags: cachePurge},
+	"usage show":            {flags: usageShow},
 }
 
 // simple is a command that sends one request about one id and prints the

@@ -5,6 +5,7 @@
 //	llm-proxy manage [global flags] token generate|list|get|update|revoke
 //	llm-proxy manage [global flags] audit list|get
 //	llm-proxy manage [global flags] cache purge
+//	llm-proxy manage [global flags] usage show
 //
 // Global flags (anywhere on the line): --manage-api-base-url (default
 // http://localhost:8080, or MANAGEMENT_API_BASE_URL), --management-token (or
@@ -55,6 +56,7 @@ Resources and actions:
              [--page N] [--page-size N]
   audit get <id>
   cache purge (--all | --project-id ID [--method M --path P [--body JSON]])
+  usage show [--window 24h|7d] [--project-id ID]   requests, cache hits and model tokens per project
 
 Limits (N >= 0, 0 means unlimited; a flag not given leaves that limit as it is):
   LIMITS          the project's own limits (a cap on the sum over its tokens) or the token's:
