@@ -1,7 +1,9 @@
 package events
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,8 +24,15 @@ type Trigger struct {
 	// extension such as "projectid") to the exact value an event must have.
 	// An empty filter matches every event.
 	Filter map[string]string
-	// Subscriber is the URL that receives matching events (binary mode).
+	// Subscriber is the URL that receives matching events, one per request
+	// in binary mode unless Batch is set.
 	Subscriber string
+	// Batch says the subscriber takes the CloudEvents JSON batch format
+	// (application/cloudevents-batch+json, as the dispatcher's Handler
+	// does): the matching events of one Publish call then go in one request
+	// (a lone event still in binary mode). Off, the default, suits any
+	// CloudEvents receiver (sdk-go's handler does not take batches).
+	Batch bool
 }
 
 // Matches reports whether ev passes t's filter.
@@ -60,13 +69,18 @@ type BrokerOptions struct {
 	MaxBackoff time.Duration // cap (5s)
 	Timeout    time.Duration // per delivery attempt (30s)
 	Client     *http.Client  // nil: a plain client
-	Registerer prometheus.Registerer
+	// MaxBatchBytes bounds the body of one batch request (4 MiB); the
+	// matching events of a Publish call are split into requests of at most
+	// this size (an event larger than that goes alone, in binary mode).
+	MaxBatchBytes int
+	Registerer    prometheus.Registerer
 }
 
 // Broker is the in-process event broker of `llm-proxy serve`: it delivers
-// each event over real HTTP (binary-mode CloudEvents) to every subscribed
-// Trigger whose filter matches, retrying network errors and 404/408/409/429/
-// 5xx with exponential backoff. It is a Publisher (for the Emitter) and an
+// events over real HTTP to every subscribed Trigger whose filter matches —
+// one event per request in binary mode or, for Batch triggers, the matching
+// events of one Publish call in one request (application/cloudevents-batch+json) —
+// retrying network errors and 404/408/409/429/5xx with exponential backoff. It is a Publisher (for the Emitter) and an
 // http.Handler (an ingress that answers 202 and delivers in the background,
 // so K_SINK can point at it).
 type Broker struct {
@@ -103,6 +117,9 @@ func NewBroker(opts BrokerOptions, log *slog.Logger) *Broker {
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
 	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 4 << 20
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -128,32 +145,51 @@ func (b *Broker) Subscribe(t Trigger) {
 	b.triggers = append(b.triggers, t)
 }
 
-func (b *Broker) matching(ev *event.Event) []Trigger {
+// Publish delivers the events to every matching trigger, synchronously and
+// with retries: per trigger, the matching events go in one batch request (in
+// order; split by MaxBatchBytes) for Batch triggers, one by one otherwise. A
+// delivery that still fails is logged and counted
+// (llmproxy_broker_delivery_failures_total, per event), like an event a
+// Knative broker sends to its dead-letter sink; Publish then returns a
+// *BatchError whose entries belong to the events of the failed requests, so
+// the caller knows. Dispatchers are idempotent, so a caller's retry is safe.
+func (b *Broker) Publish(ctx context.Context, evs []event.Event) error {
 	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var out []Trigger
-	for _, t := range b.triggers {
-		if t.Matches(ev) {
-			out = append(out, t)
+	triggers := b.triggers
+	b.mu.RUnlock()
+	var errs []error
+	fail := func(idx []int, err error) {
+		if errs == nil {
+			errs = make([]error, len(evs))
+		}
+		for _, i := range idx {
+			if errs[i] == nil {
+				errs[i] = err
+			}
 		}
 	}
-	return out
-}
-
-// Publish delivers each event to every matching trigger, synchronously and
-// with retries. A delivery that still fails is logged and counted
-// (llmproxy_broker_delivery_failures_total), like an event a Knative broker
-// sends to its dead-letter sink; Publish then returns a *BatchError so the
-// caller knows. Dispatchers are idempotent, so a caller's retry is safe.
-func (b *Broker) Publish(ctx context.Context, evs []event.Event) error {
-	var errs []error
-	for i := range evs {
-		for _, t := range b.matching(&evs[i]) {
-			if err := b.deliver(ctx, t, evs[i]); err != nil {
-				if errs == nil {
-					errs = make([]error, len(evs))
+	var idx []int
+	for _, t := range triggers {
+		idx = idx[:0]
+		for i := range evs {
+			if t.Matches(&evs[i]) {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		if !t.Batch || len(idx) == 1 {
+			for _, i := range idx {
+				if err := b.deliver(ctx, t, evs[i]); err != nil {
+					fail([]int{i}, err)
 				}
-				errs[i] = err
+			}
+			continue
+		}
+		for _, chunk := range b.chunks(evs, idx) {
+			if err := b.deliverChunk(ctx, t, evs, chunk); err != nil {
+				fail(chunk.idx, err)
 			}
 		}
 	}
@@ -161,6 +197,51 @@ func (b *Broker) Publish(ctx context.Context, evs []event.Event) error {
 		return nil
 	}
 	return &BatchError{Errs: errs}
+}
+
+// chunk is one request's worth of events: their indexes in the Publish
+// call and, for batches, their structured-mode JSON.
+type chunk struct {
+	idx  []int
+	json [][]byte // nil: send idx[0] alone in binary mode
+}
+
+// chunks splits the events at idx into requests of at most MaxBatchBytes.
+func (b *Broker) chunks(evs []event.Event, idx []int) []chunk {
+	var out []chunk
+	var cur chunk
+	size := 1 // "[", then each event and its "," or "]"
+	flush := func() {
+		if len(cur.idx) == 1 {
+			cur.json = nil // one event: binary mode
+		}
+		if len(cur.idx) > 0 {
+			out = append(out, cur)
+		}
+		cur, size = chunk{}, 1
+	}
+	for _, i := range idx {
+		var data []byte
+		err := evs[i].Validate()
+		if err == nil {
+			data, err = json.Marshal(&evs[i])
+		}
+		if err != nil {
+			// Invalid or not encodable: alone, where encoding fails
+			// permanently with the reason.
+			flush()
+			out = append(out, chunk{idx: []int{i}})
+			continue
+		}
+		if len(cur.idx) > 0 && size+1+len(data) > b.opts.MaxBatchBytes {
+			flush()
+		}
+		cur.idx = append(cur.idx, i)
+		cur.json = append(cur.json, data)
+		size += 1 + len(data)
+	}
+	flush()
+	return out
 }
 
 // ServeHTTP is the broker's ingress: it accepts one CloudEvent (binary or
@@ -212,6 +293,44 @@ func (b *Broker) Close(ctx context.Context) error {
 }
 
 func (b *Broker) deliver(ctx context.Context, t Trigger, ev event.Event) error {
+	err := b.retry(ctx, t, func(ctx context.Context) (int, error) { return b.post(ctx, t.Subscriber, ev) })
+	if err == nil {
+		b.delivered.Inc()
+		return nil
+	}
+	b.failed.Inc()
+	b.log.Error("event delivery failed", "trigger", t.Name, "type", ev.Type(), "source", ev.Source(), "id", ev.ID(), "error", err)
+	return err
+}
+
+// deliverChunk sends one chunk: a batch request, or a lone event.
+func (b *Broker) deliverChunk(ctx context.Context, t Trigger, evs []event.Event, c chunk) error {
+	if c.json == nil {
+		return b.deliver(ctx, t, evs[c.idx[0]])
+	}
+	body := make([]byte, 0, 2+len(c.json)*1024)
+	body = append(body, '[')
+	for j, data := range c.json {
+		if j > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, data...)
+	}
+	body = append(body, ']')
+	err := b.retry(ctx, t, func(ctx context.Context) (int, error) { return b.postBatch(ctx, t.Subscriber, body) })
+	if err == nil {
+		b.delivered.Add(float64(len(c.idx)))
+		return nil
+	}
+	b.failed.Add(float64(len(c.idx)))
+	first := &evs[c.idx[0]]
+	b.log.Error("event batch delivery failed", "trigger", t.Name, "events", len(c.idx), "first_type", first.Type(), "first_source", first.Source(), "first_id", first.ID(), "error", err)
+	return err
+}
+
+// retry runs post until it answers 2xx, retrying network errors and
+// retryable statuses with backoff; a non-retryable status is Permanent.
+func (b *Broker) retry(ctx context.Context, t Trigger, post func(context.Context) (int, error)) error {
 	var last error
 	for attempt := 0; attempt <= b.opts.Retries; attempt++ {
 		if attempt > 0 {
@@ -220,14 +339,13 @@ func (b *Broker) deliver(ctx context.Context, t Trigger, ev event.Event) error {
 				break
 			}
 		}
-		code, err := b.post(ctx, t.Subscriber, ev)
+		code, err := post(ctx)
 		if err == nil && code/100 == 2 {
-			b.delivered.Inc()
 			return nil
 		}
 		if err != nil {
 			last = err
-			if ctx.Err() != nil {
+			if IsPermanent(err) || ctx.Err() != nil {
 				break
 			}
 			continue
@@ -238,8 +356,6 @@ func (b *Broker) deliver(ctx context.Context, t Trigger, ev event.Event) error {
 			break
 		}
 	}
-	b.failed.Inc()
-	b.log.Error("event delivery failed", "trigger", t.Name, "type", ev.Type(), "source", ev.Source(), "id", ev.ID(), "error", last)
 	return last
 }
 
@@ -250,6 +366,21 @@ func (b *Broker) post(ctx context.Context, url string, ev event.Event) (int, err
 	if err != nil {
 		return 0, Permanent(fmt.Errorf("encode event: %w", err))
 	}
+	return b.do(req, url)
+}
+
+func (b *Broker) postBatch(ctx context.Context, url string, body []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, Permanent(fmt.Errorf("batch request: %w", err))
+	}
+	req.Header.Set("Content-Type", event.ApplicationCloudEventsBatchJSON)
+	return b.do(req, url)
+}
+
+func (b *Broker) do(req *http.Request, url string) (int, error) {
 	resp, err := b.opts.Client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("deliver to %s: %w", url, err)

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
@@ -114,6 +115,10 @@ func New(deps Deps) (*Dispatcher, error) {
 	}
 	d.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		if r.Method == http.MethodPost && isBatch(r.Header) {
+			d.serveBatch(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 	return d, nil
@@ -143,7 +148,15 @@ func FromConfig(cfg config.Config, rdb redis.UniversalClient, fileOverride strin
 func (d *Dispatcher) Backend() Backend { return d.backend }
 
 // Handler is an http.Handler receiving one CloudEvent per request (binary or
-// structured mode), for mounting in a mux.
+// structured mode, answered as Receive does) or a batch of them
+// (application/cloudevents-batch+json, a JSON array of structured events),
+// for mounting in a mux. A batch is answered 2xx only when every event in
+// it was delivered, was a duplicate or is of a type the backend does not
+// take; 503 (or 429 when the only failures are deliveries under way
+// elsewhere) when any may succeed on a retry — redelivering the whole batch
+// is safe, the delivered ones are duplicates then; 400 when the batch is
+// undecodable or, with no retryable failure, holds a poison event; 413 when
+// it exceeds 16 MiB.
 func (d *Dispatcher) Handler() http.Handler { return d.handler }
 
 // ServeHTTP makes the Dispatcher itself an http.Handler (same as Handler).
@@ -275,6 +288,53 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 		}
 	}
 	return errs
+}
+
+// isBatch reports whether h announces a CloudEvents JSON batch.
+func isBatch(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == event.ApplicationCloudEventsBatchJSON
+}
+
+// serveBatch answers a batch request (see Handler).
+func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request) {
+	evs, err := cehttp.NewEventsFromHTTPRequest(r)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, "batch too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		d.failures.WithLabelValues("poison").Inc()
+		d.log.Warn("undecodable event batch", "error", err)
+		http.Error(w, "invalid CloudEvents batch", http.StatusBadRequest)
+		return
+	}
+	var poison, inFlight, retry int
+	for _, err := range d.DeliverBatch(r.Context(), evs) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrPoison):
+			poison++
+		case errors.Is(err, ErrInFlight):
+			inFlight++
+		default:
+			retry++
+		}
+	}
+	switch {
+	case retry > 0:
+		http.Error(w, fmt.Sprintf("%d of %d events not delivered, retry later", retry+inFlight, len(evs)), http.StatusServiceUnavailable)
+	case inFlight > 0:
+		http.Error(w, fmt.Sprintf("%d of %d events being delivered elsewhere", inFlight, len(evs)), http.StatusTooManyRequests)
+	case poison > 0:
+		http.Error(w, fmt.Sprintf("%d of %d events are poison", poison, len(evs)), http.StatusBadRequest)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
 }
 
 // decode validates ev and decodes its data.
