@@ -17,7 +17,7 @@ import (
 // events) publish to.
 //
 // With the default in-process bus, an in-process broker delivers every event
-// over real HTTP (binary-mode CloudEvents, Trigger-like filtering, retries)
+// over real HTTP (CloudEvents batches, Trigger-like filtering, retries)
 // to dispatcher handlers — exactly as a Knative Broker delivers to the
 // dispatcher functions. The dispatchers listen on their own loopback-only
 // listener, so they are not reachable from outside and they outlive the
@@ -46,7 +46,7 @@ func mountEvents(ctx context.Context, d *bootstrap.Deps) (*events.Emitter, error
 			return fmt.Errorf("%s dispatcher: %w", name, err)
 		}
 		mux.Handle("/"+name, disp.Handler())
-		triggers = append(triggers, events.Trigger{Name: name, Filter: filter})
+		triggers = append(triggers, events.Trigger{Name: name, Filter: filter, Batch: true})
 		return nil
 	}
 	if cfg.Events.FileEventLog != "" {
