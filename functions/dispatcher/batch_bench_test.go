@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/llm-proxy/llm-proxy/events"
 )
 
-// BenchmarkBrokerToFileDispatcher: CPU per event from the broker's Publish
-// to the file backend, over loopback HTTP, one event per request against
-// batches.
+// BenchmarkBrokerToFileDispatcher: time and process CPU (user+sys) per
+// event from the broker's Publish to the file backend, over loopback HTTP,
+// one event per request against batches. The file backend syncs once per
+// delivery, so the wall time per event mostly shows the syncs saved.
 func BenchmarkBrokerToFileDispatcher(b *testing.B) {
 	for _, size := range []int{1, 8, 64} {
 		for _, batch := range []bool{false, true} {
@@ -32,6 +35,7 @@ func BenchmarkBrokerToFileDispatcher(b *testing.B) {
 				br := events.NewBroker(events.BrokerOptions{}, nil)
 				br.Subscribe(events.Trigger{Name: "file", Subscriber: srv.URL, Batch: batch})
 				n := 0
+				cpu0 := cpuTime(b)
 				b.ReportAllocs()
 				for b.Loop() {
 					evs := make([]event.Event, size)
@@ -44,7 +48,17 @@ func BenchmarkBrokerToFileDispatcher(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+				b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(n), "cpu-ns/event")
 			})
 		}
 	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
