@@ -37,6 +37,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/store"
@@ -46,6 +47,9 @@ import (
 
 //go:embed static
 var staticFS embed.FS
+
+// maxTrackedClients bounds the memory of the sign-in failure budget.
+const maxTrackedClients = 10000
 
 // Service is what the UI needs of the management service
 // (*management.Service satisfies it). Every call is audited by the service
@@ -106,7 +110,7 @@ type handler struct {
 	verify   func(string) bool
 	base     string
 	sessions *sessions
-	limiter  *limiter
+	limiter  *failbudget.Budget // failed sign-ins per client IP
 	trusted  []netip.Prefix
 	proxyURL string
 	version  string
@@ -160,7 +164,7 @@ func New(d Deps) (http.Handler, error) {
 	}
 	h := &handler{
 		svc: d.Service, reader: d.Reader, verify: d.VerifyManagementToken, base: base,
-		sessions: sess, limiter: newLimiter(c.LoginAttempts, c.LoginWindow, d.Clock),
+		sessions: sess, limiter: failbudget.New(c.LoginAttempts, c.LoginWindow, maxTrackedClients),
 		trusted: d.TrustedProxies, proxyURL: d.ProxyURL, version: assetVersion(), log: d.Log, clock: d.Clock,
 	}
 	return h.routes(), nil

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
@@ -54,7 +53,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	rec := h.svc.Recorder()
 	actor := rec.ActorFrom(r, audit.ActorAdminUI)
 	ip := clientIP(r, h.trusted)
-	if wait, first := h.limiter.blocked(ip); wait > 0 {
+	if wait, first := h.limiter.Blocked(ip, h.clock()); wait > 0 {
 		if first {
 			h.audit(r, actor, llmproxy.OutcomeDenied, "too many failed sign-in attempts", nil)
 		}
@@ -65,20 +64,20 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PostForm.Get("management_token")
 	if token == "" {
-		h.limiter.failed(ip)
+		h.limiter.Failed(ip, h.clock())
 		h.audit(r, actor, llmproxy.OutcomeFailure, "missing management token", nil)
 		p.Error = "Management token is required."
 		h.render(w, r, http.StatusBadRequest, templates.Login(p))
 		return
 	}
 	if !h.verify(token) {
-		n := h.limiter.failed(ip)
+		n := h.limiter.Failed(ip, h.clock())
 		h.audit(r, actor, llmproxy.OutcomeFailure, "invalid management token", map[string]any{"failures_in_window": n})
 		p.Error = "Invalid management token. Please check and try again."
 		h.render(w, r, http.StatusUnauthorized, templates.Login(p))
 		return
 	}
-	h.limiter.succeeded(ip)
+	h.limiter.Succeeded(ip)
 	h.sessions.start(w, r)
 	h.audit(r, actor, llmproxy.OutcomeSuccess, "", nil)
 	h.toDashboard(w, r)
@@ -165,76 +164,4 @@ func humanWait(d time.Duration) string {
 		return "1 minute"
 	}
 	return strconv.Itoa(m) + " minutes"
-}
-
-// limiter is the per-client-IP budget of failed sign-ins within a fixed
-// window starting at the first failure; memory is bounded.
-type limiter struct {
-	limit  int
-	window time.Duration
-	clock  func() time.Time
-
-	mu      sync.Mutex
-	clients map[string]*attempts
-}
-
-type attempts struct {
-	failures int
-	start    time.Time
-	audited  bool
-}
-
-const maxTrackedClients = 10000
-
-func newLimiter(limit int, window time.Duration, clock func() time.Time) *limiter {
-	return &limiter{limit: limit, window: window, clock: clock, clients: map[string]*attempts{}}
-}
-
-// blocked returns how long ip must wait and whether this is the first
-// refusal of the block (audited once, so a flood does not flood the trail).
-func (l *limiter) blocked(ip string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	a := l.clients[ip]
-	if a == nil {
-		return 0, false
-	}
-	now := l.clock()
-	end := a.start.Add(l.window)
-	if !now.Before(end) {
-		delete(l.clients, ip)
-		return 0, false
-	}
-	if a.failures < l.limit {
-		return 0, false
-	}
-	first := !a.audited
-	a.audited = true
-	return end.Sub(now), first
-}
-
-func (l *limiter) failed(ip string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.clock()
-	a := l.clients[ip]
-	if a == nil || !now.Before(a.start.Add(l.window)) {
-		if len(l.clients) >= maxTrackedClients {
-			for k, v := range l.clients {
-				if !now.Before(v.start.Add(l.window)) || len(l.clients) >= maxTrackedClients {
-					delete(l.clients, k)
-				}
-			}
-		}
-		a = &attempts{start: now}
-		l.clients[ip] = a
-	}
-	a.failures++
-	return a.failures
-}
-
-func (l *limiter) succeeded(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.clients, ip)
 }

@@ -15,10 +15,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
+	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -81,15 +81,7 @@ type Options struct {
 type Auth struct {
 	verify Verifier
 	o      Options
-
-	mu      sync.Mutex
-	clients map[string]*budget
-}
-
-type budget struct {
-	failures int
-	start    time.Time
-	audited  bool // the block has been audited once
+	budget *failbudget.Budget
 }
 
 // New returns an Auth that accepts tokens for which verify returns true.
@@ -112,7 +104,7 @@ func New(verify Verifier, o Options) *Auth {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Auth{verify: verify, o: o, clients: map[string]*budget{}}
+	return &Auth{verify: verify, o: o, budget: failbudget.New(o.FailureLimit, o.FailureWindow, o.MaxClients)}
 }
 
 // Error messages (the original's for 401).
@@ -158,7 +150,7 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 func (a *Auth) Check(r *http.Request, token string, present bool) error {
 	actor := a.o.Recorder.ActorFrom(r, a.o.ActorName)
 	now := a.o.Clock()
-	if wait, first := a.blocked(actor.ClientIP, now); wait > 0 {
+	if wait, first := a.budget.Blocked(actor.ClientIP, now); wait > 0 {
 		err := &RetryAfterError{
 			Err:        llmproxy.E(llmproxy.ErrRateLimited, llmproxy.CodeRateLimitExceeded, msgBlocked),
 			RetryAfter: wait,
@@ -170,14 +162,14 @@ func (a *Auth) Check(r *http.Request, token string, present bool) error {
 		return err
 	}
 	if present && a.verify(token) {
-		a.succeeded(actor.ClientIP)
+		a.budget.Succeeded(actor.ClientIP)
 		return nil
 	}
 	msg := msgInvalid
 	if !present {
 		msg = msgMissing
 	}
-	n := a.failed(actor.ClientIP, now)
+	n := a.budget.Failed(actor.ClientIP, now)
 	a.audit(r.Context(), actor, msg, map[string]any{"failures_in_window": n})
 	return llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeUnauthorized, msg)
 }
@@ -190,66 +182,6 @@ func (a *Auth) audit(ctx context.Context, actor audit.Actor, reason string, deta
 	e := rec.Event(actor, "management.auth", llmproxy.OutcomeDenied, details)
 	e.Reason = reason
 	_ = rec.Record(context.WithoutCancel(ctx), e)
-}
-
-// blocked returns how long ip must wait, and whether this is the first
-// refused attempt of the block (which is audited; later ones are not, so an
-// attacker cannot flood the audit trail).
-func (a *Auth) blocked(ip string, now time.Time) (time.Duration, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := a.clients[ip]
-	if b == nil {
-		return 0, false
-	}
-	end := b.start.Add(a.o.FailureWindow)
-	if !now.Before(end) {
-		delete(a.clients, ip)
-		return 0, false
-	}
-	if b.failures < a.o.FailureLimit {
-		return 0, false
-	}
-	first := !b.audited
-	b.audited = true
-	return end.Sub(now), first
-}
-
-func (a *Auth) failed(ip string, now time.Time) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := a.clients[ip]
-	if b == nil || !now.Before(b.start.Add(a.o.FailureWindow)) {
-		if len(a.clients) >= a.o.MaxClients {
-			a.evict(now)
-		}
-		b = &budget{start: now}
-		a.clients[ip] = b
-	}
-	b.failures++
-	return b.failures
-}
-
-func (a *Auth) succeeded(ip string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.clients, ip)
-}
-
-// evict drops expired entries; when none expired it drops arbitrary ones
-// until there is room (the memory bound wins over an attacker with many IPs).
-func (a *Auth) evict(now time.Time) {
-	for ip, b := range a.clients {
-		if !now.Before(b.start.Add(a.o.FailureWindow)) {
-			delete(a.clients, ip)
-		}
-	}
-	for ip := range a.clients {
-		if len(a.clients) < a.o.MaxClients {
-			break
-		}
-		delete(a.clients, ip)
-	}
 }
 
 // BearerToken extracts the token of an `Authorization: Bearer <token>`
