@@ -27,6 +27,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/store/dbopen"
@@ -74,12 +75,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 	}
 	d := &Deps{Config: cfg, Log: log, Store: st, Keyring: kr, Registry: prometheus.NewRegistry()}
 	d.onClose(func(context.Context) { _ = st.Close() })
-	if cfg.Redis.Addr != "" {
-		d.Redis = redis.NewClient(&redis.Options{
-			Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: cfg.Redis.Password,
-			DialTimeout: cfg.Redis.Timeout, ReadTimeout: cfg.Redis.Timeout, WriteTimeout: cfg.Redis.Timeout,
-			PoolSize: 256,
-		})
+	if d.Redis = redisconn.New(cfg.Redis); d.Redis != nil {
 		d.onClose(func(context.Context) { _ = d.Redis.Close() })
 	}
 	return d, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 )
 
 // OptionsFromConfig maps the HTTP_CACHE_* variables to Options.
@@ -45,7 +46,7 @@ func Open(cfg config.Cache, rcfg config.Redis, log *slog.Logger) (*Cache, error)
 			}
 			ropts = o
 		case rcfg.Addr != "":
-			ropts = &redis.Options{Addr: rcfg.Addr, DB: rcfg.DB, Password: rcfg.Password}
+			ropts = redisconn.Options(rcfg)
 		default:
 			return nil, fmt.Errorf("HTTP_CACHE_BACKEND=redis needs REDIS_CACHE_URL or REDIS_ADDR")
 		}

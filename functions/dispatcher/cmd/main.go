@@ -12,6 +12,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/functions/dispatcher"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/platform"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,11 +26,7 @@ func main() { platform.Main(name, run) }
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var rdb redis.UniversalClient
 	var checks []web.Check
-	if cfg.Redis.Addr != "" {
-		client := redis.NewClient(&redis.Options{
-			Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: cfg.Redis.Password,
-			DialTimeout: cfg.Redis.Timeout, ReadTimeout: cfg.Redis.Timeout, WriteTimeout: cfg.Redis.Timeout,
-		})
+	if client := redisconn.New(cfg.Redis); client != nil {
 		defer client.Close()
 		rdb = client
 		checks = append(checks, web.Check{Name: "redis", Check: func(ctx context.Context) error { return client.Ping(ctx).Err() }})

@@ -1,0 +1,31 @@
+// Package redisconn builds the Redis client options of llm-proxy from
+// REDIS_ADDR, REDIS_DB, REDIS_PASSWORD and REDIS_TIMEOUT, in one place. The
+// client dials lazily: building it does no network I/O.
+package redisconn
+
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llm-proxy/llm-proxy/shared/config"
+)
+
+// PoolSize is the connection pool of a process: large enough for a proxy's
+// concurrency (one limiter call per request) without dialling per request.
+const PoolSize = 256
+
+// Options returns the client options for cfg.
+func Options(cfg config.Redis) *redis.Options {
+	return &redis.Options{
+		Addr: cfg.Addr, DB: cfg.DB, Password: cfg.Password,
+		DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
+		PoolSize: PoolSize,
+	}
+}
+
+// New returns a client for cfg, or nil when REDIS_ADDR is empty.
+func New(cfg config.Redis) *redis.Client {
+	if cfg.Addr == "" {
+		return nil
+	}
+	return redis.NewClient(Options(cfg))
+}
