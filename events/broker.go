@@ -335,7 +335,7 @@ func (b *Broker) retry(ctx context.Context, t Trigger, post func(context.Context
 	var last error
 	for attempt := 0; attempt <= b.opts.Retries; attempt++ {
 		if attempt > 0 {
-			if err := sleep(ctx, Backoff(b.opts.Backoff, b.opts.MaxBackoff, attempt)); err != nil {
+			if err := Sleep(ctx, Backoff(b.opts.Backoff, b.opts.MaxBackoff, attempt)); err != nil {
 				last = err
 				break
 			}

@@ -370,7 +370,7 @@ func (e *Emitter) send(batch []event.Event) {
 			return
 		}
 		e.retries.Inc()
-		if sleep(e.ctx, Backoff(e.opts.RetryBackoff, e.opts.MaxBackoff, attempt+1)) != nil {
+		if Sleep(e.ctx, Backoff(e.opts.RetryBackoff, e.opts.MaxBackoff, attempt+1)) != nil {
 			e.drop(DropShutdown, len(retry))
 			return
 		}

@@ -126,7 +126,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if err != nil || !progressed {
 			failures++
-			_ = sleepCtx(ctx, events.Backoff(c.opts.Backoff, c.opts.MaxBackoff, failures))
+			_ = events.Sleep(ctx, events.Backoff(c.opts.Backoff, c.opts.MaxBackoff, failures))
 			continue
 		}
 		failures = 0
@@ -357,15 +357,4 @@ func ReplayDeadLetters(ctx context.Context, rdb redis.UniversalClient, deadLette
 		start = "(" + msgs[len(msgs)-1].ID
 	}
 	return n, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
