@@ -76,17 +76,9 @@ func (h *handler) projectCreate(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(f.Get("name"))
 	key := strings.TrimSpace(f.Get("api_key"))
 	in := management.CreateProjectInput{Name: name, APIKey: key}
-	lim, limVals, limSent, _, err := readLimits(f, projectLimits, llmproxy.Limits{})
-	def, defVals, defSent, _, derr := readLimits(f, tokenDefaults, llmproxy.Limits{})
-	if limSent {
-		in.Limits = &lim
-	}
-	if defSent {
-		in.TokenDefaults = &def
-	}
-	if err == nil {
-		err = derr
-	}
+	pl, err := readProjectLimits(f)
+	in.Limits, in.TokenDefaults = pl.limits, pl.defaults
+	limVals, defVals := pl.limitVals, pl.defaultVals
 	var p management.ProjectResponse
 	if err == nil {
 		p, err = h.svc.CreateProject(r.Context(), h.actor(r), in)
@@ -181,17 +173,9 @@ func (h *handler) projectPost(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Limit fields that were sent replace the stored values; a blank field
 	// is unlimited (0).
-	lim, limVals, limSent, _, err := readLimits(f, projectLimits, llmproxy.Limits{})
-	def, defVals, defSent, _, derr := readLimits(f, tokenDefaults, llmproxy.Limits{})
-	if limSent {
-		in.Limits = &lim
-	}
-	if defSent {
-		in.TokenDefaults = &def
-	}
-	if err == nil {
-		err = derr
-	}
+	pl, err := readProjectLimits(f)
+	in.Limits, in.TokenDefaults = pl.limits, pl.defaults
+	limVals, defVals := pl.limitVals, pl.defaultVals
 	var p management.ProjectResponse
 	if err == nil {
 		p, err = h.svc.UpdateProject(r.Context(), h.actor(r), id, in)
@@ -207,10 +191,10 @@ func (h *handler) projectPost(w http.ResponseWriter, r *http.Request) error {
 			if active != nil {
 				cur.IsActive = *active
 			}
-			if !limSent {
+			if pl.limits == nil {
 				limVals = templates.LimitValuesOf(cur.Limits)
 			}
-			if !defSent {
+			if pl.defaults == nil {
 				defVals = templates.LimitValuesOf(cur.TokenDefaults)
 			}
 			pg := h.page(r, "Edit Project", "projects")
@@ -273,4 +257,31 @@ func tokenView(t llmproxy.Token) management.TokenResponse {
 		DeactivatedAt: t.DeactivatedAt, RequestCount: t.RequestCount, MaxRequests: mr, CreatedAt: t.CreatedAt,
 		LastUsedAt: t.LastUsedAt, CacheHitCount: t.CacheHitCount, Limits: t.Limits,
 	}
+}
+
+// projectLimitsForm is what a project form sent of its two limit groups: nil
+// for a group that was not sent (left unchanged), the raw values to
+// re-render the form with.
+type projectLimitsForm struct {
+	limits, defaults       *llmproxy.Limits
+	limitVals, defaultVals templates.LimitValues
+}
+
+// readProjectLimits reads the project's own limits and its token defaults;
+// a blank field is unlimited (0).
+func readProjectLimits(f url.Values) (projectLimitsForm, error) {
+	var out projectLimitsForm
+	lim, limVals, limSent, _, err := readLimits(f, projectLimits, llmproxy.Limits{})
+	def, defVals, defSent, _, derr := readLimits(f, tokenDefaults, llmproxy.Limits{})
+	out.limitVals, out.defaultVals = limVals, defVals
+	if limSent {
+		out.limits = &lim
+	}
+	if defSent {
+		out.defaults = &def
+	}
+	if err == nil {
+		err = derr
+	}
+	return out, err
 }
