@@ -226,7 +226,7 @@ func (d *Deps) Cache(extraPaths ...string) (*httpcache.Cache, error) {
 	if len(extraPaths) > 0 {
 		cfg.Paths = strings.Join(append(cfg.PathList(), extraPaths...), ",")
 	}
-	c, err := httpcache.Open(cfg, d.Config.Redis, d.Log)
+	c, err := httpcache.Open(cfg, d.RedisClient(), d.Log)
 	if err != nil || c == nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
-	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 )
 
 // OptionsFromConfig maps the HTTP_CACHE_* variables to Options.
@@ -28,35 +27,32 @@ func OptionsFromConfig(cfg config.Cache) Options {
 
 // Open builds the cache the configuration asks for: nil (disabled) when
 // HTTP_CACHE_ENABLED is false, else a Memory or Redis backed Cache. The Redis
-// client comes from REDIS_CACHE_URL, else REDIS_ADDR/REDIS_DB/REDIS_PASSWORD;
-// Close the returned Cache to release it.
-func Open(cfg config.Cache, rcfg config.Redis, log *slog.Logger) (*Cache, error) {
+// backend uses its own client for REDIS_CACHE_URL, else shared (the
+// process's client for REDIS_ADDR; every cache call is bounded by
+// REDIS_CACHE_TIMEOUT through its context). Close the returned Cache to
+// release what it opened.
+func Open(cfg config.Cache, shared redis.UniversalClient, log *slog.Logger) (*Cache, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
 	opts := OptionsFromConfig(cfg)
-	switch cfg.Backend {
-	case "redis":
-		var ropts *redis.Options
-		switch {
-		case cfg.RedisURL != "":
-			o, err := redis.ParseURL(cfg.RedisURL)
-			if err != nil {
-				return nil, fmt.Errorf("REDIS_CACHE_URL: invalid redis URL")
-			}
-			ropts = o
-		case rcfg.Addr != "":
-			ropts = redisconn.Options(rcfg)
-		default:
-			return nil, fmt.Errorf("HTTP_CACHE_BACKEND=redis needs REDIS_CACHE_URL or REDIS_ADDR")
-		}
-		t := cfg.RedisTimeout.D()
-		ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = t, t, t
-		client := redis.NewClient(ropts)
-		c := New(NewRedis(client, cfg.RedisKeyPrefix), opts, log)
-		c.closer = client
-		return c, nil
-	default:
+	if cfg.Backend != "redis" {
 		return New(NewMemory(cfg.MaxBytes, nil), opts, log), nil
 	}
+	if cfg.RedisURL == "" {
+		if shared == nil {
+			return nil, fmt.Errorf("HTTP_CACHE_BACKEND=redis needs REDIS_CACHE_URL or REDIS_ADDR")
+		}
+		return New(NewRedis(shared, cfg.RedisKeyPrefix), opts, log), nil
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_CACHE_URL: invalid redis URL")
+	}
+	t := cfg.RedisTimeout.D()
+	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = t, t, t
+	client := redis.NewClient(ropts)
+	c := New(NewRedis(client, cfg.RedisKeyPrefix), opts, log)
+	c.closer = client
+	return c, nil
 }

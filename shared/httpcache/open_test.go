@@ -35,7 +35,7 @@ func TestConfig(t *testing.T) {
 	if cfg.Cache.DefaultTTL.D() != 42*time.Second || cfg.Cache.Enabled || len(cfg.Cache.PathList()) != 2 {
 		t.Fatalf("parsed: %+v", cfg.Cache)
 	}
-	if c, err := Open(cfg.Cache, cfg.Redis, nil); err != nil || c != nil {
+	if c, err := Open(cfg.Cache, nil, nil); err != nil || c != nil {
 		t.Fatalf("disabled cache: %v %v", c, err)
 	}
 	for _, tc := range []struct {
@@ -61,13 +61,29 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(cfg.Cache, cfg.Redis, nil); err == nil {
+	if _, err := Open(cfg.Cache, nil, nil); err == nil {
 		t.Fatal("redis backend without address accepted")
 	}
-	_, prefix := testenv.Redis(t)
+	shared, prefix := testenv.Redis(t)
+	// Without REDIS_CACHE_URL the cache uses the process's shared client.
+	cfg.Cache.RedisKeyPrefix = prefix + "shared:"
+	sc, err := Open(cfg.Cache, shared, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := newHarnessWith(t, sc.backend, sc.opts, newClock())
+	hs.do(req{path: "/v1/embeddings", body: `{"input":"s"}`})
+	ws, is := hs.do(req{path: "/v1/embeddings", body: `{"input":"s"}`})
+	expectStatus(t, ws, is, llmproxy.CacheHit)
+	if n, _ := shared.Keys(context.Background(), prefix+"shared:*").Result(); len(n) == 0 {
+		t.Fatal("the shared client stored nothing under the cache prefix")
+	}
+	if err := sc.Close(); err != nil || shared.Ping(context.Background()).Err() != nil {
+		t.Fatalf("closing the cache must not close the shared client: %v", err)
+	}
 	cfg.Cache.RedisURL = "redis://" + testenv.RedisAddr() + "/0"
 	cfg.Cache.RedisKeyPrefix = prefix + "open:"
-	c, err := Open(cfg.Cache, cfg.Redis, nil)
+	c, err := Open(cfg.Cache, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
