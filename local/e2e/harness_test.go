@@ -182,10 +182,20 @@ type Serve struct {
 func startServe(t testing.TB, dataDir string, env map[string]string) *Serve {
 	t.Helper()
 	full := map[string]string{
-		"LISTEN_ADDR":   "127.0.0.1:0",
 		"DATA_DIR":      dataDir,
 		"DATABASE_PATH": filepath.Join(dataDir, "llm-proxy.db"),
 	}
+	for k, v := range env {
+		full[k] = v
+	}
+	return startServeEnv(t, full)
+}
+
+// startServeEnv runs `llm-proxy serve` on a free loopback port with exactly
+// env (plus LISTEN_ADDR) and waits until it is ready.
+func startServeEnv(t testing.TB, env map[string]string) *Serve {
+	t.Helper()
+	full := map[string]string{"LISTEN_ADDR": "127.0.0.1:0"}
 	for k, v := range env {
 		full[k] = v
 	}
