@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 
 	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
 	"github.com/llm-proxy/llm-proxy/shared/config"
@@ -52,11 +51,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	key, err := serveEncryptionKey(cfg, log)
 	if err != nil {
 		return err
-	}
-	if cfg.Database.Driver == "sqlite" {
-		if err := os.MkdirAll(dirOf(cfg.Database.Path), 0o700); err != nil {
-			return fmt.Errorf("create database directory: %w", err)
-		}
 	}
 	if err := migrate.Up(ctx, cfg.Database.Driver, migrate.DSN(cfg.Database)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -147,15 +141,6 @@ func loopbackURL(a net.Addr) string {
 		host = tcp.IP.String()
 	}
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i]
-		}
-	}
-	return "."
 }
 
 // noRoute answers unknown paths with the management API's JSON error.
