@@ -8,8 +8,8 @@ import (
 
 // Server configures the HTTP listener and its lifecycle.
 type Server struct {
-	ListenAddr string `env:"LISTEN_ADDR, default=:8080" desc:"Address the server listens on (llm-proxy serve). Functions listen on PORT when it is set."`
-	Port       string `env:"PORT" desc:"Port set by Knative/OpenFaaS; when set, a function listens on :PORT instead of LISTEN_ADDR."`
+	ListenAddr string `env:"LISTEN_ADDR, default=:8080" desc:"Address llm-proxy serve listens on."`
+	Port       string `env:"PORT" desc:"Port a deployable function listens on (set by Knative and OpenFaaS; default 8080)."`
 	// ShutdownGrace bounds how long in-flight requests (streams included) may
 	// take to finish after SIGTERM.
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE_PERIOD, default=30s" desc:"How long in-flight requests, streams included, may run after SIGTERM before the server closes them."`
@@ -18,14 +18,6 @@ type Server struct {
 	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI. llm-proxy serve generates one when unset and prints it once."`
 	TrustedProxies    string        `env:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted for the client IP (empty: use the connection's address)."`
 	DataDir           string        `env:"DATA_DIR, default=./data" desc:"Directory for llm-proxy serve's generated files (key file, management token hash)."`
-}
-
-// Addr is the address to listen on: :PORT when PORT is set, else ListenAddr.
-func (s Server) Addr() string {
-	if s.Port != "" {
-		return ":" + s.Port
-	}
-	return s.ListenAddr
 }
 
 // TrustedProxyPrefixes parses TrustedProxies (validated at load).
