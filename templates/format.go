@@ -44,14 +44,6 @@ func UTCString(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
-// datetimeLocal renders t for an <input type="datetime-local"> in UTC.
-func datetimeLocal(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02T15:04")
-}
-
 // Badge is a status label with its colour class.
 type Badge struct {
 	Text, Class string

@@ -56,9 +56,6 @@ func (r *Runtime) OnDrain(f func(ctx context.Context)) {
 	r.mu.Unlock()
 }
 
-// Active is the number of requests in flight.
-func (r *Runtime) Active() int64 { return r.active.Load() }
-
 func (r *Runtime) begin() func() {
 	r.inflight.Add(1)
 	r.active.Add(1)

@@ -49,14 +49,14 @@ type check struct {
 func (c check) spec() spec { return specs[c.kind] }
 
 // key is the state's name, unique within one project's partition.
-func (c check) key() string { return c.scope[:1] + ":" + c.id + ":" + specs[c.kind].Name }
+func (c check) key() string { return c.scope[:1] + ":" + c.id + ":" + c.spec().Name }
 
 func (c check) reason() string {
-	return fmt.Sprintf("%s limit of the %s (%d) reached", specs[c.kind].Label, c.scope, c.limit)
+	return fmt.Sprintf("%s limit of the %s (%d) reached", c.spec().Label, c.scope, c.limit)
 }
 
 func (c check) tooLarge(amount int64) string {
-	return fmt.Sprintf("request reserves %d tokens, more than the %s limit of the %s (%d)", amount, specs[c.kind].Label, c.scope, c.limit)
+	return fmt.Sprintf("request reserves %d tokens, more than the %s limit of the %s (%d)", amount, c.spec().Label, c.scope, c.limit)
 }
 
 // amount is what the request consumes in this window.

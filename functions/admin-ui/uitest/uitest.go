@@ -125,8 +125,6 @@ type Browser struct {
 
 	mu      sync.Mutex
 	dialogs []string
-	// acceptDialogs answers confirm() with OK (true) or Cancel (false).
-	accept bool
 }
 
 // NewBrowser starts headless Chromium with a temporary profile. A missing
@@ -158,7 +156,7 @@ func NewBrowser(t testing.TB) *Browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &Browser{Ctx: ctx, t: t, accept: true}
+	b := &Browser{Ctx: ctx, t: t}
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -170,9 +168,9 @@ func NewBrowser(t testing.TB) *Browser {
 			}
 			b.mu.Lock()
 			b.dialogs = append(b.dialogs, ev.Message)
-			accept := b.accept
 			b.mu.Unlock()
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+			// confirm() dialogs are answered with OK.
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
 	return b
@@ -183,13 +181,6 @@ func (b *Browser) Dialogs() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.dialogs...)
-}
-
-// AcceptDialogs sets whether confirm() dialogs are accepted.
-func (b *Browser) AcceptDialogs(accept bool) {
-	b.mu.Lock()
-	b.accept = accept
-	b.mu.Unlock()
 }
 
 // Do runs actions, failing the test on error.
