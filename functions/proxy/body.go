@@ -3,15 +3,14 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"mime/multipart"
 	"net/url"
 	"strings"
 
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
@@ -22,47 +21,66 @@ type member struct {
 	raw json.RawMessage
 }
 
-// parseObject splits a JSON object into its top-level members. Duplicate
-// keys are an error: upstream parsers disagree on which one wins, so a
-// duplicate could slip a value past the whitelist.
+// parseObject splits a JSON object into its top-level members, validating
+// the whole body. Duplicate keys are an error: upstream parsers disagree on
+// which one wins, so a duplicate could slip a value past the whitelist.
+// Values are slices of body.
 func parseObject(body []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
+	out := make([]member, 0, 16)
+	var seen map[string]struct{} // only for bodies with many members
+	err := jsonscan.Members(body, func(k, v []byte) error {
+		if seen == nil && len(out) < 32 {
+			for _, m := range out {
+				if m.key == string(k) {
+					return fmt.Errorf("duplicate key %q", k)
+				}
+			}
+		} else {
+			if seen == nil {
+				seen = make(map[string]struct{}, 2*len(out))
+				for _, m := range out {
+					seen[m.key] = struct{}{}
+				}
+			}
+			if _, dup := seen[string(k)]; dup {
+				return fmt.Errorf("duplicate key %q", k)
+			}
+			seen[string(k)] = struct{}{}
+		}
+		out = append(out, member{keyString(k), v})
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("the body is not a JSON object")
-	}
-	var out []member
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("invalid object key")
-		}
-		if seen[key] {
-			return nil, fmt.Errorf("duplicate key %q", key)
-		}
-		seen[key] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		out = append(out, member{key, raw})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
 	return out, nil
+}
+
+// knownKeys are the request members of the OpenAI API, kept as constants
+// so that splitting a body does not allocate a string per key.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+		"max_output_tokens", "temperature", "top_p", "n", "stop", "presence_penalty",
+		"frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user", "seed", "tools",
+		"tool_choice", "parallel_tool_calls", "response_format", "functions", "function_call",
+		"prompt", "input", "instructions", "suffix", "echo", "best_of", "encoding_format",
+		"dimensions", "metadata", "store", "reasoning", "reasoning_effort", "modalities", "audio",
+		"prediction", "service_tier", "text", "truncation", "previous_response_id", "include",
+		"background", "prompt_cache_key", "safety_identifier", "verbosity", "web_search_options",
+		"size", "quality", "style", "voice", "speed",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+func keyString(k []byte) string {
+	if s, ok := knownKeys[string(k)]; ok {
+		return s
+	}
+	return string(k)
 }
 
 func get(ms []member, key string) (json.RawMessage, bool) {
@@ -77,8 +95,7 @@ func get(ms []member, key string) (json.RawMessage, bool) {
 // scalar renders a JSON value for whitelist matching: strings unquoted,
 // everything else as its compact JSON text.
 func scalar(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if s, ok := jsonscan.String(raw); ok {
 		return s
 	}
 	var b bytes.Buffer
@@ -164,10 +181,10 @@ func inspect(p *apiconfig.Provider, contentType string, body []byte) (inspection
 		}
 	}
 	if raw, ok := get(ms, "model"); ok {
-		_ = json.Unmarshal(raw, &in.model)
+		in.model, _ = jsonscan.String(raw)
 	}
 	if raw, ok := get(ms, "stream"); ok {
-		_ = json.Unmarshal(raw, &in.stream)
+		in.stream, _ = jsonscan.Bool(raw)
 	}
 	if raw, ok := get(ms, "stream_options"); ok {
 		var so struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
@@ -55,11 +56,10 @@ func (w *wireUsage) usage() llmproxy.Usage {
 	return u
 }
 
-// response is the part of a JSON response body that carries usage and
+// response is the part of a JSON response body that carries the
 // completion text, across chat completions, completions and the Responses
 // API.
 type response struct {
-	Usage   *wireUsage `json:"usage"`
 	Choices []struct {
 		Text    string `json:"text"`
 		Message struct {
@@ -81,12 +81,28 @@ type response struct {
 // body has no usage object; text is then the completion text (all choices,
 // tool-call arguments, Responses API output) for an estimate.
 func FromJSON(body []byte) (u llmproxy.Usage, text string, ok bool) {
+	// Most answers carry usage: read that member alone, without decoding
+	// the choices.
+	var usageRaw []byte
+	err := jsonscan.Members(body, func(k, v []byte) error {
+		if string(k) == "usage" {
+			usageRaw = v
+		}
+		return nil
+	})
+	if err != nil {
+		return llmproxy.Usage{}, "", false
+	}
+	if usageRaw != nil && string(usageRaw) != "null" {
+		var w wireUsage
+		if json.Unmarshal(usageRaw, &w) == nil {
+			return w.usage(), "", true
+		}
+		return llmproxy.Usage{}, "", false
+	}
 	var r response
 	if json.Unmarshal(body, &r) != nil {
 		return llmproxy.Usage{}, "", false
-	}
-	if r.Usage != nil {
-		return r.Usage.usage(), "", true
 	}
 	var b strings.Builder
 	for _, c := range r.Choices {
