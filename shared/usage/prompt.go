@@ -1,8 +1,10 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
-	"strings"
+
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 )
 
 // The OpenAI counting rule for chat messages (cookbook "How to count tokens
@@ -103,26 +105,37 @@ func (c *Counter) PromptTokens(model string, body []byte) int64 {
 // member of the wrong type (e.g. messages that are not an array) counts 0,
 // as an unparsable body does.
 func (c *Counter) PromptTokensOf(model string, f Fields) int64 {
-	var messages []json.RawMessage
-	if present(f.Messages) && json.Unmarshal(f.Messages, &messages) != nil {
-		return 0
+	var instructions string
+	if present(f.Instructions) {
+		s, ok := jsonscan.String(f.Instructions)
+		if !ok {
+			return 0
+		}
+		instructions = s
 	}
-	var instructions, reqModel string
-	if present(f.Instructions) && json.Unmarshal(f.Instructions, &instructions) != nil {
-		return 0
-	}
-	if present(f.Model) && json.Unmarshal(f.Model, &reqModel) != nil {
-		return 0
-	}
-	if model == "" {
-		model = reqModel
+	if present(f.Model) {
+		m, ok := jsonscan.String(f.Model)
+		if !ok {
+			return 0
+		}
+		if model == "" {
+			model = m
+		}
 	}
 	var n int64
-	if len(messages) > 0 {
-		for _, m := range messages {
+	if present(f.Messages) {
+		count := 0
+		err := jsonscan.Elements(f.Messages, func(m []byte) error {
 			n += c.message(model, m)
+			count++
+			return nil
+		})
+		if err != nil {
+			return 0
 		}
-		n += tokensReplyPrime
+		if count > 0 {
+			n += tokensReplyPrime
+		}
 	}
 	n += c.textOf(model, f.Prompt)
 	n += c.textOf(model, f.Input)
@@ -135,77 +148,75 @@ func (c *Counter) PromptTokensOf(model string, f Fields) int64 {
 
 // message counts one chat message: 3 + every string field (content parts'
 // text, tool calls as JSON) + 1 for a name.
-func (c *Counter) message(model string, raw json.RawMessage) int64 {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return tokensPerMessage
-	}
+func (c *Counter) message(model string, raw []byte) int64 {
 	n := int64(tokensPerMessage)
-	for k, v := range m {
-		switch k {
+	err := jsonscan.Members(raw, func(k, v []byte) error {
+		switch string(k) {
 		case "content":
 			n += c.textOf(model, v)
 		case "tool_calls", "function_call":
 			n += c.Count(model, string(v))
 		default:
-			var s string
-			if json.Unmarshal(v, &s) == nil {
+			if s, ok := jsonscan.String(v); ok {
 				n += c.Count(model, s)
 			}
 		}
-		if k == "name" {
+		if string(k) == "name" {
 			n += tokensPerName
 		}
+		return nil
+	})
+	if err != nil {
+		return tokensPerMessage
 	}
 	return n
 }
 
 // textOf counts a value that is a string, an array of strings, an array of
 // token ids, or an array of content parts / input items with text.
-func (c *Counter) textOf(model string, v json.RawMessage) int64 {
-	v = json.RawMessage(strings.TrimSpace(string(v)))
+func (c *Counter) textOf(model string, v []byte) int64 {
+	v = bytes.TrimSpace(v)
 	if len(v) == 0 || string(v) == "null" {
 		return 0
 	}
 	switch v[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(v, &s) == nil {
+		if s, ok := jsonscan.String(v); ok {
 			return c.Count(model, s)
 		}
 	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(v, &items) != nil {
-			return 0
-		}
 		var n int64
-		for _, it := range items {
+		err := jsonscan.Elements(v, func(it []byte) error {
 			if len(it) > 0 && (it[0] >= '0' && it[0] <= '9') { // a token id
 				n++
-				continue
+				return nil
 			}
 			n += c.textOf(model, it)
+			return nil
+		})
+		if err != nil {
+			return 0
 		}
 		return n
 	case '{':
-		var part struct {
-			Text    *string         `json:"text"`
-			Content json.RawMessage `json:"content"`
-			Role    string          `json:"role"`
-			Type    string          `json:"type"`
-		}
-		if json.Unmarshal(v, &part) != nil {
-			return 0
-		}
 		var n int64
-		if part.Text != nil {
-			n += c.Count(model, *part.Text)
-		}
-		if len(part.Content) > 0 {
-			n += c.textOf(model, part.Content)
-		}
-		if part.Role != "" { // a Responses API message item
-			n += tokensPerMessage
+		err := jsonscan.Members(v, func(k, val []byte) error {
+			switch string(k) {
+			case "text":
+				if s, ok := jsonscan.String(val); ok {
+					n += c.Count(model, s)
+				}
+			case "content":
+				n += c.textOf(model, val)
+			case "role": // a Responses API message item
+				if s, ok := jsonscan.String(val); ok && s != "" {
+					n += tokensPerMessage
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0
 		}
 		return n
 	}
