@@ -28,5 +28,7 @@ func runDispatch(ctx context.Context, args []string, lookupEnv func(string) (str
 	if !ok {
 		return 1
 	}
-	return dispatch.Run(ctx, args, cfg, logging.New(cfg.Log, stderr), stdout, stderr)
+	log, flush := logging.New(cfg.Log, stderr)
+	defer flush()
+	return dispatch.Run(ctx, args, cfg, log, stdout, stderr)
 }

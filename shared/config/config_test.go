@@ -27,6 +27,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"DB_DRIVER": "mysql"}, "DB_DRIVER"},
 		{map[string]string{"DB_DRIVER": "postgres"}, "DATABASE_URL"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"LOG_FLUSH_INTERVAL": "1m"}, "LOG_FLUSH_INTERVAL"},
+		{map[string]string{"LOG_FLUSH_INTERVAL": "-1s"}, "LOG_FLUSH_INTERVAL"},
 		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "soon"}, "SHUTDOWN_GRACE_PERIOD"},
 		{map[string]string{"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE"},
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"},

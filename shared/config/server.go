@@ -61,11 +61,17 @@ func (s Server) validate() error {
 type Log struct {
 	Level  string `env:"LOG_LEVEL, default=info" desc:"debug, info, warn or error."`
 	Format string `env:"LOG_FORMAT, default=json" desc:"json or text."`
+	// FlushInterval batches log writes: one write(2) per interval instead of
+	// one per access-log line.
+	FlushInterval time.Duration `env:"LOG_FLUSH_INTERVAL, default=100ms" desc:"Longest time a log line waits in memory before it is written (lines are written in batches, one write per interval; warnings and errors at once, and everything at shutdown). 0 writes every line at once. At most 10s."`
 }
 
 func (l Log) validate() error {
 	if err := oneOf("LOG_LEVEL", l.Level, "debug", "info", "warn", "error"); err != nil {
 		return err
+	}
+	if l.FlushInterval < 0 || l.FlushInterval > 10*time.Second {
+		return invalid("LOG_FLUSH_INTERVAL", "must be between 0 and 10s", l.FlushInterval)
 	}
 	return oneOf("LOG_FORMAT", l.Format, "json", "text")
 }

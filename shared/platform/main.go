@@ -22,9 +22,14 @@ func Main(name string, run func(ctx context.Context, cfg config.Config, log *slo
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
-	log := logging.New(cfg.Log, os.Stderr).With("function", name)
-	if err := run(ctx, cfg, log); err != nil {
+	logger, flush := logging.New(cfg.Log, os.Stderr)
+	log := logger.With("function", name)
+	err = run(ctx, cfg, log)
+	if err != nil {
 		log.Error("function stopped", "error", err)
+	}
+	flush()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
