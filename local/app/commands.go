@@ -28,7 +28,7 @@ func runDispatch(ctx context.Context, args []string, lookupEnv func(string) (str
 	if !ok {
 		return 1
 	}
-	log, flush := logging.New(cfg.Log, stderr)
-	defer flush()
+	log := logging.New(cfg.Log, stderr)
+	defer logging.Flush(log)
 	return dispatch.Run(ctx, args, cfg, log, stdout, stderr)
 }

@@ -38,8 +38,8 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	if !ok {
 		return 1
 	}
-	log, flush := logging.New(cfg.Log, stderr)
-	defer flush()
+	log := logging.New(cfg.Log, stderr)
+	defer logging.Flush(log)
 	if err := serve(ctx, cfg, log, stdout); err != nil {
 		log.Error("llm-proxy serve stopped", "error", err)
 		fmt.Fprintln(stderr, "llm-proxy serve:", err)

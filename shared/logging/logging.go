@@ -3,8 +3,8 @@
 // Log lines are written in batches (LOG_FLUSH_INTERVAL, 100 ms by default):
 // an access-log line per request would otherwise cost a write(2) per
 // request, a measurable share of a proxied request's CPU. Warnings and
-// errors are written at once, with everything buffered before them, and the
-// flush function New returns writes the rest at shutdown.
+// errors are written at once, with everything buffered before them, and
+// Flush writes the rest before the process exits.
 package logging
 
 import (
@@ -17,11 +17,11 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/config"
 )
 
-// New returns a logger writing to w in the configured format and level, and
-// a function that writes out what is buffered; call it before the process
+// New returns a logger writing to w in the configured format and level;
+// call Flush on it (or on a logger derived from it) before the process
 // exits. The configuration has been validated, so unknown values cannot
 // occur.
-func New(cfg config.Log, w io.Writer) (*slog.Logger, func()) {
+func New(cfg config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -39,7 +39,15 @@ func New(cfg config.Log, w io.Writer) (*slog.Logger, func()) {
 	if cfg.FlushInterval > 0 {
 		h = &flushOnWarn{Handler: h, flush: flush}
 	}
-	return slog.New(h), flush
+	return slog.New(h)
+}
+
+// Flush writes out the lines log's handler holds back, if it is one of
+// New's (others write at once: nothing to do).
+func Flush(log *slog.Logger) {
+	if h, ok := log.Handler().(*flushOnWarn); ok {
+		h.flush()
+	}
 }
 
 // flushOnWarn writes out the buffer after every record at warning level or

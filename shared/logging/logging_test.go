@@ -45,7 +45,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestInfoLinesAreBatchedAndWrittenByTheTimer(t *testing.T) {
 	var out sink
-	log, _ := New(config.Log{Level: "info", Format: "json", FlushInterval: 50 * time.Millisecond}, &out)
+	log := New(config.Log{Level: "info", Format: "json", FlushInterval: 50 * time.Millisecond}, &out)
 	for i := range 10 {
 		log.Info("http request", "n", i)
 	}
@@ -73,7 +73,7 @@ func TestInfoLinesAreBatchedAndWrittenByTheTimer(t *testing.T) {
 
 func TestWarningsFlushEverythingBeforeThem(t *testing.T) {
 	var out sink
-	log, _ := New(config.Log{Level: "info", Format: "text", FlushInterval: time.Hour}, &out)
+	log := New(config.Log{Level: "info", Format: "text", FlushInterval: time.Hour}, &out)
 	log.Info("first")
 	log.With("component", "x").Warn("trouble")
 	text := out.text()
@@ -87,12 +87,12 @@ func TestWarningsFlushEverythingBeforeThem(t *testing.T) {
 
 func TestFlushWritesTheRest(t *testing.T) {
 	var out sink
-	log, flush := New(config.Log{Level: "info", Format: "json", FlushInterval: time.Hour}, &out)
-	log.Info("held")
+	log := New(config.Log{Level: "info", Format: "json", FlushInterval: time.Hour}, &out)
+	log.With("function", "proxy").Info("held")
 	if out.text() != "" {
 		t.Fatal("written before the flush")
 	}
-	flush()
+	Flush(log.With("derived", true)) // any logger derived from New's flushes it
 	if !strings.Contains(out.text(), `"msg":"held"`) {
 		t.Fatalf("flush wrote %q", out.text())
 	}
@@ -100,10 +100,10 @@ func TestFlushWritesTheRest(t *testing.T) {
 
 func TestZeroIntervalWritesEveryLine(t *testing.T) {
 	var out sink
-	log, flush := New(config.Log{Level: "info", Format: "json"}, &out)
+	log := New(config.Log{Level: "info", Format: "json"}, &out)
 	log.Info("a")
 	log.Info("b")
-	flush() // a no-op, still callable
+	Flush(log) // a no-op, still callable
 	if got := out.snapshot(); len(got) != 2 {
 		t.Fatalf("%d writes, want one per line", len(got))
 	}

@@ -22,17 +22,13 @@ func Main(name string, run func(ctx context.Context, cfg config.Config, log *slo
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
-	logger, flush := logging.New(cfg.Log, os.Stderr)
-	log := logger.With("function", name)
-	err = run(ctx, cfg, log)
-	if err != nil {
+	log := logging.New(cfg.Log, os.Stderr).With("function", name)
+	if err := run(ctx, cfg, log); err != nil {
 		log.Error("function stopped", "error", err)
-	}
-	flush()
-	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
+	logging.Flush(log)
 }
 
 // Port is PORT, or 8080 (the Knative and OpenFaaS default) when unset.

@@ -25,6 +25,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
+	"github.com/llm-proxy/llm-proxy/shared/logging"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
@@ -140,6 +141,7 @@ func (r *Runtime) drainOnSignal() {
 		<-sig
 		r.Drain()
 		r.log.Info("drained, exiting")
+		logging.Flush(r.log)
 		r.exit(0)
 	}()
 }
