@@ -325,20 +325,31 @@ func bearer(h string) (string, bool) {
 // readBody reads the body once, bounded by MAX_REQUEST_SIZE.
 func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
 	limit := p.cfg.MaxRequestSize
-	tooLarge := llmproxy.E(llmproxy.ErrTooLarge, llmproxy.CodeTooLarge,
-		fmt.Sprintf("Request body exceeds the limit of %d bytes.", limit))
+	tooLarge := func() error {
+		return llmproxy.E(llmproxy.ErrTooLarge, llmproxy.CodeTooLarge,
+			fmt.Sprintf("Request body exceeds the limit of %d bytes.", limit))
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// The server bounds the body by its Content-Length: read it into a
+		// buffer of that size at once instead of growing one.
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
 	if err != nil {
 		return nil, llmproxy.Wrap(llmproxy.ErrInvalid, codeInvalidBody, "the request body could not be read", err)
 	}
 	if int64(len(body)) > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	return body, nil
 }

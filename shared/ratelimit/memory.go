@@ -34,9 +34,26 @@ type Memory struct {
 
 type shard struct {
 	mu        sync.Mutex
-	rings     map[string]*ring
+	rings     map[ringKey]*ring
 	life      map[string]*counter
 	lastSweep time.Time
+}
+
+// ringKey names a window's state within a shard: like check.key (the
+// Redis key), without building a string per request.
+type ringKey struct {
+	scope byte // 't' or 'p'
+	id    string
+	kind  kind
+}
+
+func (c check) ringKey() ringKey { return ringKey{scope: c.scope[0], id: c.id, kind: c.kind} }
+
+// memHold is what a reservation took from one window: the bucket to give
+// back to.
+type memHold struct {
+	key    ringKey
+	bucket int64
 }
 
 type counter struct {
@@ -60,7 +77,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	m := &Memory{now: opts.Now, idle: opts.IdleTTL, seed: maphash.MakeSeed(), shards: make([]*shard, opts.Shards)}
 	for i := range m.shards {
-		m.shards[i] = &shard{rings: map[string]*ring{}, life: map[string]*counter{}}
+		m.shards[i] = &shard{rings: map[ringKey]*ring{}, life: map[string]*counter{}}
 	}
 	return m
 }
@@ -85,10 +102,10 @@ func (m *Memory) Admit(_ context.Context, r Request) (Decision, error) {
 	rings := make([]*ring, len(cs))
 	refused := false
 	for i, c := range cs {
-		rg := sh.rings[c.key()]
+		rg := sh.rings[c.ringKey()]
 		if rg == nil {
 			rg = newRing(c.kind)
-			sh.rings[c.key()] = rg
+			sh.rings[c.ringKey()] = rg
 		}
 		cur := rg.advance(now)
 		total := rg.total(cur)
@@ -124,7 +141,7 @@ func (m *Memory) Admit(_ context.Context, r Request) (Decision, error) {
 	if life != nil {
 		life.n++
 	}
-	var holds []hold
+	var holds []memHold
 	for i, c := range cs {
 		a := c.amount(r)
 		if a > 0 {
@@ -132,7 +149,7 @@ func (m *Memory) Admit(_ context.Context, r Request) (Decision, error) {
 		}
 		res[i].reset = rings[i].resetIn(res[i].bucket, now)
 		if specs[c.kind].Tokens {
-			holds = append(holds, hold{key: c.key(), kind: c.kind, bucket: res[i].bucket})
+			holds = append(holds, memHold{key: c.ringKey(), bucket: res[i].bucket})
 		}
 	}
 	d := decision(r, res, true, false)
@@ -184,7 +201,7 @@ type memReservation struct {
 	m        *Memory
 	sh       *shard
 	reserved int64
-	holds    []hold
+	holds    []memHold
 	once     sync.Once
 }
 
@@ -215,7 +232,7 @@ func (r *memReservation) adjust(delta int64) {
 			if delta < 0 {
 				continue // evicted: nothing counted any more
 			}
-			rg = newRing(h.kind)
+			rg = newRing(h.key.kind)
 			r.sh.rings[h.key] = rg
 		}
 		cur := rg.advance(now)
