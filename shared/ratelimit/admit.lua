@@ -19,17 +19,28 @@ if now == 0 then
 end
 local n = tonumber(ARGV[2])
 
--- load evicts buckets that left the window and returns total, cur, first, w.
+-- Redis calls are the script's cost (each is a few µs of the server's single
+-- thread): a window takes one HMGET (its state and the current bucket) and
+-- one HSET (state and bucket together); PEXPIRE only when the newest bucket
+-- moves (the key then lives (buckets + 2) bucket lengths past it, long
+-- enough for every bucket it holds).
+--
+-- load evicts buckets that left the window and returns total, cur, first,
+-- w, the current bucket's value, and l (nil: the key does not exist).
 local function load(key, bms, nb)
-  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w')
-  local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
   local cur = math.floor(now / bms)
-  if l and l > cur then cur = l end
+  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', cur)
+  local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
+  local curv = tonumber(st[5]) or 0
+  if l and l > cur then -- a caller with a clock behind: keep the newest bucket
+    cur = l
+    curv = tonumber(redis.call('HGET', key, cur)) or 0
+  end
   local first = cur - nb
-  if o == nil then return 0, cur, first, -1 end
+  if o == nil then return 0, cur, first, -1, 0, nil end
   if l < first then
     redis.call('DEL', key)
-    return 0, cur, first, -1
+    return 0, cur, first, -1, 0, nil
   end
   for i = o, first - 1 do
     local v = tonumber(redis.call('HGET', key, i))
@@ -39,12 +50,7 @@ local function load(key, bms, nb)
     end
   end
   if total < 0 then total = 0 end
-  return total, cur, first, w
-end
-
-local function store(key, total, first, cur, w, bms, nb)
-  redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w)
-  redis.call('PEXPIRE', key, (nb + 2) * bms)
+  return total, cur, first, w, curv, l
 end
 
 local out = {0, 0, now}
@@ -55,8 +61,8 @@ for i = 1, n do
   local limit, bms, nb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local amount, enforced = tonumber(ARGV[a + 4]), ARGV[a + 5] == '1'
   local key = KEYS[i]
-  local total, cur, first, w = load(key, bms, nb)
-  local s = {key = key, total = total, cur = cur, first = first, w = w, bms = bms, nb = nb, amount = amount}
+  local total, cur, first, w, curv, l = load(key, bms, nb)
+  local s = {key = key, total = total, cur = cur, first = first, w = w, curv = curv, l = l, bms = bms, nb = nb, amount = amount}
   st[i] = s
   s.refuse, s.retry = 0, 0
   if enforced and total + amount > limit then
@@ -84,19 +90,18 @@ local quota = false
 if lmax > 0 then
   local c = tonumber(redis.call('GET', lkey))
   local seed = tonumber(ARGV[4])
-  if c == nil or c < seed then
-    redis.call('SET', lkey, seed, 'PX', ARGV[5])
-    c = seed
-  end
+  local seeded = c == nil or c < seed
+  if seeded then c = seed end
   quota = c >= lmax
+  if quota or refused then
+    if seeded then redis.call('SET', lkey, c, 'PX', ARGV[5]) end
+  else
+    redis.call('SET', lkey, c + 1, 'PX', ARGV[5]) -- counted and its TTL renewed in one call
+  end
 end
 
 local allowed = not refused and not quota
 if allowed then
-  if lmax > 0 then
-    redis.call('INCR', lkey)
-    redis.call('PEXPIRE', lkey, ARGV[5])
-  end
   if ARGV[6] ~= '0' then
     redis.call('SET', KEYS[n + 2], '1', 'PX', ARGV[6])
   end
@@ -104,13 +109,18 @@ end
 
 for i = 1, n do
   local s = st[i]
+  local written = true
   if allowed and s.amount > 0 then
-    redis.call('HINCRBY', s.key, s.cur, s.amount)
     s.total = s.total + s.amount
     s.w = s.cur
+    redis.call('HSET', s.key, 't', s.total, 'o', s.first, 'l', s.cur, 'w', s.w, s.cur, s.curv + s.amount)
+  elseif s.l ~= nil then -- the key exists: record the eviction and the newest bucket
+    redis.call('HSET', s.key, 't', s.total, 'o', s.first, 'l', s.cur, 'w', s.w)
+  else
+    written = false
   end
-  if s.total > 0 or redis.call('EXISTS', s.key) == 1 then
-    store(s.key, s.total, s.first, s.cur, s.w, s.bms, s.nb)
+  if written and s.l ~= s.cur then
+    redis.call('PEXPIRE', s.key, (s.nb + 2) * s.bms)
   end
   local reset = 0
   if s.total > 0 and s.w >= s.first then reset = (s.w + s.nb + 1) * s.bms - now end

@@ -18,20 +18,26 @@ end
 local delta = tonumber(ARGV[3])
 if delta == 0 then return 1 end
 
+-- As in admit.lua, Redis calls are the cost: one HMGET (state, the current
+-- bucket and the charged one), one HSET, PEXPIRE only when the newest bucket
+-- moves.
 for i = 1, n do
   local a = 4 + (i - 1) * 3
   local bms, nb, b = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local key = KEYS[i]
-  local exists = redis.call('EXISTS', key) == 1
-  if exists or delta > 0 then
-    local st = redis.call('HMGET', key, 't', 'o', 'l', 'w')
-    local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
-    local cur = math.floor(now / bms)
-    if l and l > cur then cur = l end
+  local cur = math.floor(now / bms)
+  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', cur, b)
+  local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
+  local curv, bv = tonumber(st[5]) or 0, tonumber(st[6]) or 0
+  if o ~= nil or delta > 0 then -- nothing to give back to a key that expired
+    if l and l > cur then
+      cur = l
+      curv = tonumber(redis.call('HGET', key, cur)) or 0
+    end
     local first = cur - nb
     if o ~= nil and l < first then
       redis.call('DEL', key)
-      total, o, w = 0, nil, -1
+      total, o, l, w, curv = 0, nil, nil, -1, 0
     elseif o ~= nil then
       for j = o, first - 1 do
         local v = tonumber(redis.call('HGET', key, j))
@@ -41,24 +47,30 @@ for i = 1, n do
         end
       end
     end
+    local field, value = nil, nil
     if delta < 0 then
       if o ~= nil and b >= first and b <= cur then
-        local v = tonumber(redis.call('HGET', key, b)) or 0
-        local d = math.min(-delta, v)
+        local d = math.min(-delta, bv)
         if d > 0 then
-          redis.call('HINCRBY', key, b, -d)
+          field, value = b, bv - d
           total = total - d
         end
       end
     else
-      redis.call('HINCRBY', key, cur, delta)
+      field, value = cur, curv + delta
       total = total + delta
       w = cur
     end
     if total < 0 then total = 0 end
     if o ~= nil or delta > 0 then
-      redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w)
-      redis.call('PEXPIRE', key, (nb + 2) * bms)
+      if field ~= nil then
+        redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w, field, value)
+      else
+        redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w)
+      end
+      if l ~= cur then
+        redis.call('PEXPIRE', key, (nb + 2) * bms)
+      end
     end
   end
 end
