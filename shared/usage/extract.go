@@ -9,51 +9,74 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
-// wireUsage covers the usage objects of chat completions, completions and
-// embeddings (prompt/completion) and of the Responses API (input/output).
-type wireUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	TotalTokens         int64 `json:"total_tokens"`
-	InputTokens         int64 `json:"input_tokens"`
-	OutputTokens        int64 `json:"output_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	InputTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	CompletionTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-	OutputTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-}
-
-func (w *wireUsage) usage() llmproxy.Usage {
-	u := llmproxy.Usage{
-		PromptTokens:     w.PromptTokens + w.InputTokens,
-		CompletionTokens: w.CompletionTokens + w.OutputTokens,
-		TotalTokens:      w.TotalTokens,
+// usageOf reads a usage object: chat completions, completions and
+// embeddings (prompt/completion) or the Responses API (input/output). ok is
+// false when raw is not an object.
+func usageOf(raw []byte) (u llmproxy.Usage, ok bool) {
+	var prompt, completion, input, output, total int64
+	var promptCached, inputCached, completionReasoning, outputReasoning int64 = -1, -1, -1, -1
+	err := jsonscan.Members(raw, func(k, v []byte) error {
+		switch string(k) {
+		case "prompt_tokens":
+			prompt, _ = jsonscan.Int(v)
+		case "completion_tokens":
+			completion, _ = jsonscan.Int(v)
+		case "total_tokens":
+			total, _ = jsonscan.Int(v)
+		case "input_tokens":
+			input, _ = jsonscan.Int(v)
+		case "output_tokens":
+			output, _ = jsonscan.Int(v)
+		case "prompt_tokens_details":
+			promptCached = detail(v, "cached_tokens")
+		case "input_tokens_details":
+			inputCached = detail(v, "cached_tokens")
+		case "completion_tokens_details":
+			completionReasoning = detail(v, "reasoning_tokens")
+		case "output_tokens_details":
+			outputReasoning = detail(v, "reasoning_tokens")
+		}
+		return nil
+	})
+	if err != nil {
+		return llmproxy.Usage{}, false
+	}
+	u = llmproxy.Usage{
+		PromptTokens:     prompt + input,
+		CompletionTokens: completion + output,
+		TotalTokens:      total,
 		Source:           llmproxy.UsageReported,
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
-	if d := w.PromptTokensDetails; d != nil {
-		u.CachedTokens = d.CachedTokens
+	for _, c := range [...]int64{promptCached, inputCached} { // the later one wins
+		if c >= 0 {
+			u.CachedTokens = c
+		}
 	}
-	if d := w.InputTokensDetails; d != nil {
-		u.CachedTokens = d.CachedTokens
+	for _, r := range [...]int64{completionReasoning, outputReasoning} {
+		if r >= 0 {
+			u.ReasoningTokens = r
+		}
 	}
-	if d := w.CompletionTokensDetails; d != nil {
-		u.ReasoningTokens = d.ReasoningTokens
+	return u, true
+}
+
+// detail reads one integer member of a *_details object: -1 when the object
+// is absent or null, 0 when it lacks the member.
+func detail(raw []byte, name string) int64 {
+	if string(raw) == "null" {
+		return -1
 	}
-	if d := w.OutputTokensDetails; d != nil {
-		u.ReasoningTokens = d.ReasoningTokens
-	}
-	return u
+	var n int64
+	_ = jsonscan.Members(raw, func(k, v []byte) error {
+		if string(k) == name {
+			n, _ = jsonscan.Int(v)
+		}
+		return nil
+	})
+	return n
 }
 
 // response is the part of a JSON response body that carries the
@@ -94,11 +117,8 @@ func FromJSON(body []byte) (u llmproxy.Usage, text string, ok bool) {
 		return llmproxy.Usage{}, "", false
 	}
 	if usageRaw != nil && string(usageRaw) != "null" {
-		var w wireUsage
-		if json.Unmarshal(usageRaw, &w) == nil {
-			return w.usage(), "", true
-		}
-		return llmproxy.Usage{}, "", false
+		u, ok := usageOf(usageRaw)
+		return u, "", ok
 	}
 	var r response
 	if json.Unmarshal(body, &r) != nil {
@@ -124,31 +144,6 @@ func FromJSON(body []byte) (u llmproxy.Usage, text string, ok bool) {
 		b.WriteString(o.Arguments)
 	}
 	return llmproxy.Usage{}, b.String(), false
-}
-
-// chunk is one streamed event's JSON: a chat/completions chunk or a
-// Responses API event.
-type chunk struct {
-	Type    string `json:"type"`
-	Choices []struct {
-		Text  string `json:"text"`
-		Delta struct {
-			Content          string `json:"content"`
-			Refusal          string `json:"refusal"`
-			ReasoningContent string `json:"reasoning_content"`
-			ToolCalls        []struct {
-				Function struct {
-					Name      string `json:"name"`
-					Arguments string `json:"arguments"`
-				} `json:"function"`
-			} `json:"tool_calls"`
-		} `json:"delta"`
-	} `json:"choices"`
-	Usage    *wireUsage      `json:"usage"`
-	Delta    json.RawMessage `json:"delta"`
-	Response *struct {
-		Usage *wireUsage `json:"usage"`
-	} `json:"response"`
 }
 
 // Stream accumulates what a streamed response tells about usage: the
@@ -183,39 +178,128 @@ func (s *Stream) Observe(data []byte) (usageOnly bool) {
 		}
 		return false
 	}
-	var c chunk
-	_ = json.Unmarshal(data, &c) // partial decoding is fine: fields that parsed are used
-	if c.Usage != nil {
-		u := c.Usage.usage()
-		s.reported = &u
-		if c.Choices != nil && len(c.Choices) == 0 && c.Type == "" {
+	ev, ok := readChunk(data)
+	if !ok {
+		return false // not JSON: nothing to learn from it
+	}
+	if ev.usage != nil {
+		s.reported = ev.usage
+		if ev.emptyChoices && ev.typ == "" {
 			usageOnly = true
 		}
 	}
-	if c.Response != nil && c.Response.Usage != nil {
-		u := c.Response.Usage.usage()
-		s.reported = &u
+	if ev.responseUsage != nil {
+		s.reported = ev.responseUsage
 	}
-	for _, ch := range c.Choices {
-		s.addText(ch.Text)
-		s.addText(ch.Delta.Content)
-		s.addText(ch.Delta.Refusal)
-		s.addText(ch.Delta.ReasoningContent)
-		for _, tc := range ch.Delta.ToolCalls {
-			s.addText(tc.Function.Name)
-			s.addText(tc.Function.Arguments)
-		}
+	for _, t := range ev.texts {
+		s.addText(t)
 	}
-	if strings.HasSuffix(c.Type, ".delta") && len(c.Delta) > 0 && c.Delta[0] == '"' {
-		var d string
-		if json.Unmarshal(c.Delta, &d) == nil {
-			s.addText(d)
-		}
-	}
-	if c.Type == "response.completed" || c.Type == "response.incomplete" || c.Type == "response.failed" {
+	if ev.typ == "response.completed" || ev.typ == "response.incomplete" || ev.typ == "response.failed" {
 		s.done = true
 	}
 	return usageOnly
+}
+
+// chunk is what one streamed event's JSON tells: a chat/completions chunk
+// or a Responses API event.
+type chunk struct {
+	typ           string
+	emptyChoices  bool            // "choices": [] (the include_usage chunk)
+	usage         *llmproxy.Usage // chat/completions usage
+	responseUsage *llmproxy.Usage // Responses API response.usage
+	texts         []string        // completion text: deltas, refusals, reasoning, tool calls
+}
+
+// readChunk reads an event's data with jsonscan (no decoding into a tree:
+// a stream has one event per token or so). ok is false when data is not a
+// valid JSON object.
+func readChunk(data []byte) (c chunk, ok bool) {
+	var delta []byte
+	err := jsonscan.Members(data, func(k, v []byte) error {
+		switch string(k) {
+		case "type":
+			c.typ, _ = jsonscan.String(v)
+		case "choices":
+			n := 0
+			err := jsonscan.Elements(v, func(choice []byte) error {
+				n++
+				c.texts = appendChoiceText(c.texts, choice)
+				return nil
+			})
+			c.emptyChoices = err == nil && n == 0
+		case "usage":
+			if string(v) != "null" {
+				if u, ok := usageOf(v); ok {
+					c.usage = &u
+				}
+			}
+		case "delta":
+			delta = v
+		case "response":
+			_ = jsonscan.Members(v, func(k, v []byte) error {
+				if string(k) == "usage" && string(v) != "null" {
+					if u, ok := usageOf(v); ok {
+						c.responseUsage = &u
+					}
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return chunk{}, false
+	}
+	// Responses API text deltas: response.output_text.delta and friends.
+	if strings.HasSuffix(c.typ, ".delta") && len(delta) > 0 && delta[0] == '"' {
+		if d, ok := jsonscan.String(delta); ok {
+			c.texts = append(c.texts, d)
+		}
+	}
+	return c, true
+}
+
+// appendChoiceText appends a streamed choice's text: completions' text,
+// chat's delta content, refusal, reasoning and tool-call name/arguments.
+func appendChoiceText(texts []string, choice []byte) []string {
+	_ = jsonscan.Members(choice, func(k, v []byte) error {
+		switch string(k) {
+		case "text":
+			texts = appendString(texts, v)
+		case "delta":
+			_ = jsonscan.Members(v, func(k, v []byte) error {
+				switch string(k) {
+				case "content", "refusal", "reasoning_content":
+					texts = appendString(texts, v)
+				case "tool_calls":
+					_ = jsonscan.Elements(v, func(call []byte) error {
+						_ = jsonscan.Members(call, func(k, v []byte) error {
+							if string(k) == "function" {
+								_ = jsonscan.Members(v, func(k, v []byte) error {
+									if string(k) == "name" || string(k) == "arguments" {
+										texts = appendString(texts, v)
+									}
+									return nil
+								})
+							}
+							return nil
+						})
+						return nil
+					})
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return texts
+}
+
+func appendString(texts []string, raw []byte) []string {
+	if s, ok := jsonscan.String(raw); ok && s != "" {
+		return append(texts, s)
+	}
+	return texts
 }
 
 func (s *Stream) addText(t string) {
