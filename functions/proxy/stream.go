@@ -18,6 +18,26 @@ const maxEvent = 4 << 20
 
 var keepAlive = []byte(": keep-alive\n\n")
 
+// streamCopySize is the size of the buffer the reverse proxy copies a
+// stream to the client with. A stream holds it for its whole life (the copy
+// loop waits in Read with it), so it is sized for a burst of events, not
+// for bulk bodies: 1,000 open streams hold 4 MiB instead of 32 MiB. A larger
+// event is written in several pieces.
+const streamCopySize = 4 << 10
+
+// streamCopyBuffers pools the copy buffers of streamed requests (see
+// streamProxy).
+type streamCopyBuffers struct{}
+
+var streamCopyBufferPool = sync.Pool{New: func() any { b := make([]byte, streamCopySize); return &b }}
+
+func (streamCopyBuffers) Get() []byte { return *streamCopyBufferPool.Get().(*[]byte) }
+func (streamCopyBuffers) Put(b []byte) {
+	if cap(b) == streamCopySize {
+		streamCopyBufferPool.Put(&b)
+	}
+}
+
 // relay is the body of a streamed (SSE) upstream response as the client
 // sees it. A goroutine reads upstream, splits the bytes into events, reads
 // usage and completion text from them, drops the usage-only chunk the proxy
@@ -58,13 +78,15 @@ func newRelay(ctx context.Context, src io.ReadCloser, st *state, cfg config.Prox
 	return r
 }
 
-// pump reads upstream until EOF, error, or Close.
+// pump reads upstream until EOF, error, or Close. It keeps no buffer of
+// its own: the parser reads straight into the buffer that holds the
+// incomplete event, and each batch of complete events goes to Read in a new
+// slice that Read drops once it is written.
 func (r *relay) pump(strip bool) {
 	defer r.wg.Done()
 	defer close(r.events)
 	parser := usage.NewParser(maxEvent)
-	passthrough := false
-	buf := make([]byte, 32<<10)
+	var passthrough []byte // read buffer once an event is too large to parse
 	var out []byte
 	emit := func(raw []byte, ev usage.Event) {
 		if !ev.HasData {
@@ -85,18 +107,21 @@ func (r *relay) pump(strip bool) {
 		out = append(out, raw...)
 	}
 	for {
-		n, err := r.src.Read(buf)
-		out = out[:0]
-		if n > 0 {
-			if passthrough {
-				out = append(out, buf[:n]...)
-			} else if perr := parser.Feed(buf[:n], emit); perr != nil {
-				passthrough = true
+		var err error
+		if passthrough != nil {
+			var n int
+			n, err = r.src.Read(passthrough)
+			out = append(out, passthrough[:n]...)
+		} else {
+			var perr error
+			_, err, perr = parser.FeedFrom(r.src, emit)
+			if perr != nil {
+				passthrough = make([]byte, passthroughRead)
 				out = append(out, parser.Pending()...)
 			}
 		}
 		if err != nil {
-			if !passthrough {
+			if passthrough == nil {
 				out = append(out, parser.Pending()...)
 			}
 			if err == io.EOF {
@@ -108,7 +133,8 @@ func (r *relay) pump(strip bool) {
 		if len(out) > 0 {
 			r.capture(out)
 			select {
-			case r.events <- append([]byte(nil), out...):
+			case r.events <- out:
+				out = nil // Read owns it now
 			case <-r.stop:
 				return
 			case <-r.ctx.Done():
@@ -120,6 +146,9 @@ func (r *relay) pump(strip bool) {
 		}
 	}
 }
+
+// passthroughRead is the read size once the relay passes bytes through.
+const passthroughRead = 16 << 10
 
 var (
 	nullUsage  = []byte(`"usage":null`)
@@ -178,7 +207,8 @@ func (r *relay) capture(b []byte) {
 }
 
 // Read returns whole events as they arrive, or a keep-alive comment after
-// an idle interval.
+// an idle interval. Events already queued are copied in the same call, so a
+// burst reaches the client in one write.
 func (r *relay) Read(p []byte) (int, error) {
 	for len(r.pending) == 0 {
 		var tick <-chan time.Time
@@ -204,6 +234,18 @@ func (r *relay) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.pending)
 	r.pending = r.pending[n:]
+	for n < len(p) && len(r.pending) == 0 {
+		select {
+		case b, ok := <-r.events:
+			if !ok {
+				return n, nil // EOF on the next call
+			}
+			k := copy(p[n:], b)
+			n, r.pending = n+k, b[k:]
+		default:
+			return n, nil
+		}
+	}
 	return n, nil
 }
 

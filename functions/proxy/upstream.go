@@ -51,6 +51,18 @@ func newTransport(cfg config.Proxy, api *apiconfig.Provider) *http.Transport {
 	}
 }
 
+// streamProxy returns rp for streamed requests: the same reverse proxy
+// copying with small pooled buffers (streamCopyBuffers) instead of 32 KiB
+// ones, wrapped by the cache layer when there is one.
+func streamProxy(rp *httputil.ReverseProxy, cache func(http.Handler) http.Handler) http.Handler {
+	s := *rp
+	s.BufferPool = streamCopyBuffers{}
+	if cache != nil {
+		return cache(&s)
+	}
+	return &s
+}
+
 // forwardHeaders are the request headers that reach upstream; everything
 // else (cookies, client-IP headers, X-Forwarded-*, Origin, internal
 // headers, the client's Authorization) stays behind.
