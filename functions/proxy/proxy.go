@@ -98,6 +98,8 @@ type Proxy struct {
 	log       *slog.Logger
 	upstream  http.Handler // the reverse proxy, wrapped by the cache layer
 	transport http.RoundTripper
+	// streamUpstream is upstream for streamed requests (small copy buffers).
+	streamUpstream http.Handler
 }
 
 // Error codes of the proxy's own refusals (beyond llmproxy's).
@@ -155,6 +157,7 @@ func New(deps Deps) (*Proxy, error) {
 	if deps.Cache != nil {
 		p.upstream = deps.Cache(rp)
 	}
+	p.streamUpstream = streamProxy(rp, deps.Cache)
 	return p, nil
 }
 
@@ -302,7 +305,11 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	p.upstream.ServeHTTP(w, r.WithContext(ctx))
+	up := p.upstream
+	if info.Stream {
+		up = p.streamUpstream
+	}
+	up.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // usageOptionEndpoint reports whether the endpoint accepts
