@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/pkoukk/tiktoken-go"
+	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 )
 
 type got struct {
@@ -232,6 +234,38 @@ func TestCounter(t *testing.T) {
 	e := c.Estimate("gpt-4o", 10, "hello world", 8)
 	if e.CompletionTokens != 4 || e.TotalTokens != 14 || e.Source != llmproxy.UsageEstimated {
 		t.Fatalf("estimate = %+v", e)
+	}
+}
+
+// TestEncodingForMatchesTiktoken: every model in tiktoken's own table maps
+// to tiktoken's encoding (gpt2, which OpenAI's API never served, excepted),
+// and legacy models count with their own encoding.
+func TestEncodingForMatchesTiktoken(t *testing.T) {
+	for model, want := range tiktoken.MODEL_TO_ENCODING {
+		if want == "gpt2" {
+			continue
+		}
+		for _, name := range []string{model, strings.ToUpper(model), "openai/" + model} {
+			if got := EncodingFor(name); got != want {
+				t.Errorf("EncodingFor(%q) = %s, tiktoken says %s", name, got, want)
+			}
+		}
+	}
+	if got := EncodingFor("gpt2"); got != O200KBase {
+		t.Errorf("EncodingFor(gpt2) = %s, want the default %s", got, O200KBase)
+	}
+	// Legacy models count as tiktoken-go does with their own encoding.
+	tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader())
+	c := NewCounter()
+	text := "Straße ẞ and 1234567 spaces    here, it's\r\n\tdone"
+	for _, model := range []string{"davinci", "text-davinci-003", "code-davinci-edit-001", "gpt-4", "gpt-4o"} {
+		tk, err := tiktoken.EncodingForModel(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.Count(model, text), len(tk.EncodeOrdinary(text)); got != int64(want) {
+			t.Errorf("Count(%s) = %d, tiktoken-go %d", model, got, want)
+		}
 	}
 }
 
