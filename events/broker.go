@@ -15,8 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Trigger subscribes a URL to the events that match its filter, like a
-// Knative Trigger with an exact filter.
+// DeliverFunc delivers events in-process (an in-process subscriber, such as
+// the dispatcher's DeliverBatch). It returns one error per event, nil for
+// the ones delivered; a nil slice means all were. An error marked with
+// Permanent is not retried.
+type DeliverFunc func(ctx context.Context, evs []event.Event) []error
+
+// Trigger subscribes a URL, or an in-process DeliverFunc, to the events
+// that match its filter, like a Knative Trigger with an exact filter.
 type Trigger struct {
 	Name string
 	// Filter maps attribute names ("type", "source", "subject", or an
@@ -32,6 +38,13 @@ type Trigger struct {
 	// (a lone event still in binary mode). Off, the default, suits any
 	// CloudEvents receiver (sdk-go's handler does not take batches).
 	Batch bool
+	// Deliver, when set, is used instead of Subscriber: the matching events
+	// of one Publish call are handed to it as they are, in one call (split
+	// when their data exceeds MaxBatchBytes), without HTTP or encoding. The
+	// events that fail are retried (only those, with the same backoff), and
+	// counted and logged like failed HTTP deliveries. Deliver must not keep
+	// or modify the events after it returns.
+	Deliver DeliverFunc
 }
 
 // Matches reports whether ev passes t's filter.
@@ -70,18 +83,22 @@ type BrokerOptions struct {
 	Client     *http.Client  // nil: a plain client
 	// MaxBatchBytes bounds the body of one batch request (4 MiB); the
 	// matching events of a Publish call are split into requests of at most
-	// this size (an event larger than that goes alone, in binary mode).
+	// this size (an event larger than that goes alone, in binary mode). For
+	// in-process triggers it bounds the data bytes of one Deliver call.
 	MaxBatchBytes int
 	Registerer    prometheus.Registerer
 }
 
 // Broker is the in-process event broker of `llm-proxy serve`: it delivers
-// events over real HTTP to every subscribed Trigger whose filter matches —
-// one event per request in binary mode or, for Batch triggers, the matching
-// events of one Publish call in one request (application/cloudevents-batch+json) —
-// retrying network errors and 404/408/409/429/5xx with exponential backoff. It is a Publisher (for the Emitter) and an
-// http.Handler (an ingress that answers 202 and delivers in the background,
-// so K_SINK can point at it).
+// events to every subscribed Trigger whose filter matches. A URL subscriber
+// gets them over real HTTP — one event per request in binary mode or, for
+// Batch triggers, the matching events of one Publish call in one request
+// (application/cloudevents-batch+json) — with network errors and
+// 404/408/409/429/5xx retried with exponential backoff. An in-process
+// subscriber (Trigger.Deliver) gets the matching events of one Publish call
+// in one function call, its failed events retried with the same backoff.
+// It is a Publisher (for the Emitter) and an http.Handler (an ingress that
+// answers 202 and delivers in the background, so K_SINK can point at it).
 type Broker struct {
 	opts BrokerOptions
 	log  *slog.Logger
@@ -146,7 +163,8 @@ func (b *Broker) Subscribe(t Trigger) {
 
 // Publish delivers the events to every matching trigger, synchronously and
 // with retries: per trigger, the matching events go in one batch request (in
-// order; split by MaxBatchBytes) for Batch triggers, one by one otherwise. A
+// order; split by MaxBatchBytes) for Batch triggers, in one Deliver call for
+// in-process triggers, one by one otherwise. A
 // delivery that still fails is logged and counted
 // (llmproxy_broker_delivery_failures_total, per event), like an event a
 // Knative broker sends to its dead-letter sink; Publish then returns a
@@ -176,6 +194,10 @@ func (b *Broker) Publish(ctx context.Context, evs []event.Event) error {
 			}
 		}
 		if len(idx) == 0 {
+			continue
+		}
+		if t.Deliver != nil {
+			b.deliverInProcess(ctx, t, evs, idx, fail)
 			continue
 		}
 		if !t.Batch || len(idx) == 1 {

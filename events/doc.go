@@ -10,7 +10,8 @@
 // it needs from a *llmproxy.RequestInfo into a bounded queue (drops are
 // counted, never silent) and a background worker builds the events, batches
 // them and hands them to a Publisher with retries. Publishers: Broker
-// (in-process, over real HTTP to subscriber URLs with Trigger-like filters),
+// (in-process, with Trigger-like filters, to in-process subscribers by
+// function call or to subscriber URLs over real HTTP),
 // HTTPPublisher (K_SINK: Knative SinkBinding or an OpenFaaS async URL) and
 // RedisStreamPublisher (XADD with MAXLEN ~).
 package events

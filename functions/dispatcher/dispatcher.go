@@ -10,8 +10,9 @@
 //
 // The same Dispatcher serves three shapes: Receive for functions-framework-go
 // (funcframework.RegisterCloudEventFunctionContext), Handler for mounting in
-// a mux (llm-proxy serve, the in-process broker's subscriber), and
-// DeliverBatch for the Redis Streams consumer (llm-proxy dispatch).
+// a mux (an HTTP subscriber of a broker), and DeliverBatch for in-process
+// callers: the Redis Streams consumer (llm-proxy dispatch) and the
+// in-process broker of llm-proxy serve (an events.DeliverFunc).
 package dispatcher
 
 import (
@@ -36,11 +37,17 @@ import (
 
 // Errors that classify an event's outcome (errors.Is).
 var (
-	// ErrPoison: the event cannot be processed, ever (400; dead-letter).
-	ErrPoison = errors.New("poison event")
+	// ErrPoison: the event cannot be processed, ever (400; dead-letter). It
+	// is also events.ErrPermanent, so an in-process broker does not retry it.
+	ErrPoison error = poisonError{}
 	// ErrInFlight: another delivery of the same event is under way (429).
 	ErrInFlight = errors.New("event delivery in progress elsewhere")
 )
+
+type poisonError struct{}
+
+func (poisonError) Error() string        { return "poison event" }
+func (poisonError) Is(target error) bool { return target == events.ErrPermanent }
 
 // Deps are the dispatcher's dependencies.
 type Deps struct {
@@ -184,8 +191,9 @@ func (d *Dispatcher) Receive(ctx context.Context, ev event.Event) error {
 
 // DeliverBatch delivers evs and returns one error per event: nil when it was
 // delivered, was a duplicate or is a type the backend does not take; an
-// error wrapping ErrPoison when it can never be delivered; any other error
-// when a retry may succeed.
+// error wrapping ErrPoison (and so events.ErrPermanent) when it can never be
+// delivered; any other error when a retry may succeed. It only reads evs:
+// it is an events.DeliverFunc for an in-process broker trigger.
 func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []error {
 	errs := make([]error, len(evs))
 	var recs []Record

@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"io"
 
 	"github.com/llm-proxy/llm-proxy/events"
 	"github.com/llm-proxy/llm-proxy/functions/dispatcher"
@@ -16,13 +14,16 @@ import (
 // emitter that the proxy (request events) and the management service (change
 // events) publish to.
 //
-// With the default in-process bus, an in-process broker delivers every event
-// over real HTTP (CloudEvents batches, Trigger-like filtering, retries)
-// to dispatcher handlers — exactly as a Knative Broker delivers to the
-// dispatcher functions. The dispatchers listen on their own loopback-only
-// listener, so they are not reachable from outside and they outlive the
-// public server during shutdown: the emitter drains into the broker, the
-// broker into the dispatchers, and only then does their listener close.
+// With the default in-process bus, an in-process broker hands every event to
+// the dispatchers by function call (dispatcher.DeliverBatch as an in-process
+// Trigger): the same Trigger filtering, batches and retries with backoff as
+// a Knative Broker delivering to the dispatcher functions, and the same
+// dispatchers (dedup on source+id, backend acknowledgement), without
+// encoding the events to CloudEvents JSON and decoding them again over a
+// loopback connection. The HTTP form of that path is what the deployables
+// run (K_SINK to a broker, the dispatcher function's handler) and is tested
+// there. During shutdown the emitter drains into the broker, then the broker
+// finishes its deliveries into the dispatchers.
 //
 // FILE_EVENT_LOG adds a file dispatcher that receives every event (request
 // events and management changes); DISPATCHER_SERVICE other than file
@@ -38,15 +39,21 @@ func mountEvents(ctx context.Context, d *bootstrap.Deps) (*events.Emitter, error
 		return d.Emitter("serve", pub)
 	}
 
-	mux := http.NewServeMux()
 	var triggers []events.Trigger
 	addDispatcher := func(name, fileOverride string, filter map[string]string) error {
 		disp, err := dispatcher.FromConfig(cfg, d.RedisClient(), fileOverride, d.Log, d.Registry)
 		if err != nil {
 			return fmt.Errorf("%s dispatcher: %w", name, err)
 		}
-		mux.Handle("/"+name, disp.Handler())
-		triggers = append(triggers, events.Trigger{Name: name, Filter: filter, Batch: true})
+		triggers = append(triggers, events.Trigger{Name: name, Filter: filter, Deliver: disp.DeliverBatch})
+		if c, ok := disp.Backend().(io.Closer); ok {
+			// Registered before the broker's hook, so it runs after it.
+			d.OnClose(func(context.Context) {
+				if err := c.Close(); err != nil {
+					d.Log.Error("close event dispatcher", "dispatcher", name, "error", err)
+				}
+			})
+		}
 		return nil
 	}
 	if cfg.Events.FileEventLog != "" {
@@ -66,23 +73,12 @@ func mountEvents(ctx context.Context, d *bootstrap.Deps) (*events.Emitter, error
 		return d.Emitter("serve", events.Discard)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("dispatcher listener: %w", err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.Log.Error("dispatcher listener stopped", "error", err)
-		}
-	}()
-	d.OnClose(func(ctx context.Context) { _ = srv.Shutdown(ctx) })
-
 	broker := events.NewBroker(events.BrokerOptions{Registerer: d.Registry}, d.Log)
 	for _, t := range triggers {
-		t.Subscriber = "http://" + ln.Addr().String() + "/" + t.Name
 		broker.Subscribe(t)
 	}
+	// Registered before the emitter's hook, so it runs after it: the
+	// emitter drains into the broker first.
 	d.OnClose(func(ctx context.Context) {
 		if err := broker.Close(ctx); err != nil {
 			d.Log.Error("drain event broker", "error", err)
