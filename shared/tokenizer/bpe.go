@@ -25,7 +25,7 @@ func (e *Encoding) countPiece(p string) int {
 	if len(p) == 1 {
 		return 1
 	}
-	if _, ok := e.ranks[p]; ok {
+	if _, ok := e.ranks.get(p); ok {
 		return 1
 	}
 	if len(p) <= smallPiece {
@@ -37,14 +37,14 @@ func (e *Encoding) countPiece(p string) int {
 
 // encodePiece appends the token ids of one piece to ids.
 func (e *Encoding) encodePiece(p string, ids []int) []int {
-	if r, ok := e.ranks[p]; ok {
+	if r, ok := e.ranks.get(p); ok {
 		return append(ids, int(r))
 	}
 	if len(p) <= smallPiece {
 		var buf [smallPiece + 1]part
 		parts := e.mergeSmall(p, buf[:len(p)+1])
 		for k := 0; k+1 < len(parts); k++ {
-			ids = append(ids, int(e.ranks[p[parts[k].start:parts[k+1].start]]))
+			ids = append(ids, int(e.ranks.rank(p[parts[k].start:parts[k+1].start])))
 		}
 		return ids
 	}
@@ -55,7 +55,7 @@ func (e *Encoding) encodePiece(p string, ids []int) []int {
 
 // pairRank returns the rank of p[from:to], or noRank.
 func (e *Encoding) pairRank(p string, from, to uint32) uint32 {
-	if r, ok := e.ranks[p[from:to]]; ok {
+	if r, ok := e.ranks.get(p[from:to]); ok {
 		return r
 	}
 	return noRank
@@ -156,7 +156,7 @@ func (e *Encoding) mergeLarge(p string, ids *[]int) int {
 	}
 	if ids != nil {
 		for k := int32(0); int(k) < n; k = m.next[k] {
-			*ids = append(*ids, int(e.ranks[p[k:m.next[k]]]))
+			*ids = append(*ids, int(e.ranks.rank(p[k:m.next[k]])))
 		}
 	}
 	return tokens

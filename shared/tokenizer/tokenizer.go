@@ -41,7 +41,7 @@ const (
 // immutable and safe for concurrent use.
 type Encoding struct {
 	name  string
-	ranks map[string]uint32 // token bytes → rank (= token id)
+	ranks *rankTable // token bytes → rank (= token id)
 	next  func(s string, i int) int
 }
 
@@ -102,7 +102,7 @@ func load(name string) (*Encoding, error) {
 		return nil, fmt.Errorf("tokenizer: parse %s: %w", sp.file, err)
 	}
 	for b := 0; b < 256; b++ { // every single byte must be a token for BPE to terminate
-		if _, ok := ranks[string([]byte{byte(b)})]; !ok {
+		if _, ok := ranks.get(string([]byte{byte(b)})); !ok {
 			return nil, fmt.Errorf("tokenizer: %s has no token for byte %#x", sp.file, b)
 		}
 	}
@@ -110,16 +110,12 @@ func load(name string) (*Encoding, error) {
 }
 
 // parseRanks reads "base64(token) rank" lines. All token bytes are decoded
-// into one string and the map keys are substrings of it: one allocation
-// instead of one per token.
-func parseRanks(data []byte) (map[string]uint32, error) {
+// into one string that the table indexes: one allocation instead of one per
+// token, and nothing for the garbage collector to trace.
+func parseRanks(data []byte) (*rankTable, error) {
 	lines := bytes.Count(data, []byte{'\n'}) + 1
 	blob := make([]byte, 0, len(data)*3/4)
-	type entry struct {
-		off, end int
-		rank     uint32
-	}
-	entries := make([]entry, 0, lines)
+	entries := make([]rankEntry, 0, lines)
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -146,14 +142,12 @@ func parseRanks(data []byte) (map[string]uint32, error) {
 			return nil, fmt.Errorf("line %d: token: %w", lineNo, err)
 		}
 		blob = blob[:off+n]
-		entries = append(entries, entry{off, off + n, uint32(rank)})
+		if n > 0xffff {
+			return nil, fmt.Errorf("line %d: token of %d bytes", lineNo, n)
+		}
+		entries = append(entries, rankEntry{off, off + n, uint32(rank)})
 	}
-	all := string(blob)
-	ranks := make(map[string]uint32, len(entries))
-	for _, e := range entries {
-		ranks[all[e.off:e.end]] = e.rank
-	}
-	return ranks, nil
+	return newRankTable(string(blob), entries), nil
 }
 
 // Name returns the encoding's name.

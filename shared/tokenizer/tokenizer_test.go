@@ -379,7 +379,7 @@ func TestHeapMergeMatchesSmallMerge(t *testing.T) {
 			parts := e.mergeSmall(p, buf[:len(p)+1])
 			var small []int
 			for k := 0; k+1 < len(parts); k++ {
-				small = append(small, int(e.ranks[p[parts[k].start:parts[k+1].start]]))
+				small = append(small, int(e.ranks.rank(p[parts[k].start:parts[k+1].start])))
 			}
 			var large []int
 			if n := e.mergeLarge(p, &large); n != len(large) || !slices.Equal(small, large) {
@@ -396,4 +396,32 @@ func ExampleEncoding_Count() {
 	}
 	fmt.Println(enc.Count("hello world"))
 	// Output: 2
+}
+
+// The rank table must hold every line of the BPE file, as a map would:
+// same size, same rank for every token, nothing for absent tokens.
+func TestRankTableMatchesTheFile(t *testing.T) {
+	for _, name := range []string{O200KBase, CL100KBase} {
+		e, err := Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := tiktoken_loader.NewOfflineLoader().LoadTiktokenBpe(name + ".tiktoken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.ranks.len(); got != len(want) {
+			t.Fatalf("%s: %d tokens in the table, %d in the file", name, got, len(want))
+		}
+		for tok, rank := range want {
+			if r, ok := e.ranks.get(tok); !ok || int(r) != rank {
+				t.Fatalf("%s: token %q has rank %d (%v), want %d", name, tok, r, ok, rank)
+			}
+		}
+		for _, absent := range []string{"", "this is surely not one token at all", string(make([]byte, 70000))} {
+			if r, ok := e.ranks.get(absent); ok {
+				t.Fatalf("%s: %q found with rank %d", name, absent, r)
+			}
+		}
+	}
 }
