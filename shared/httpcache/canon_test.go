@@ -105,12 +105,33 @@ func fastDigest(body []byte) ([]byte, bool) {
 	return sum[:], true
 }
 
+// depthOf is the nesting of containers in a decoded value (a scalar: 0).
+func depthOf(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			d = max(d, depthOf(e))
+		}
+		return d + 1
+	case map[string]any:
+		for _, e := range x {
+			d = max(d, depthOf(e))
+		}
+		return d + 1
+	}
+	return 0
+}
+
 func checkSameAsReference(t *testing.T, body []byte) {
 	t.Helper()
 	if !utf8.Valid(body) {
 		return // encoding/json replaces invalid UTF-8; we hash it as sent
 	}
 	want, wok := referenceDigest(body)
+	if v, ok := decodeJSON(body); ok && depthOf(v) > maxCanonDepth {
+		wok, want = false, nil // hashed raw: too deep to canonicalise
+	}
 	got, gok := fastDigest(body)
 	if wok != gok || !bytes.Equal(want, got) {
 		t.Fatalf("canonicalJSON(%q): ok=%v, reference ok=%v, same=%v", body, gok, wok, bytes.Equal(want, got))
@@ -132,9 +153,22 @@ func TestCanonicalJSONMatchesReference(t *testing.T) {
 		checkSameAsReference(t, []byte(s))
 	}
 	checkSameAsReference(t, body10KB())
-	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
-	if _, ok := canonicalJSON([]byte(deep)); ok {
-		t.Fatal("nesting beyond maxDepth accepted")
+	for _, depth := range []int{maxCanonDepth, maxCanonDepth + 1, 20000} {
+		deep := []byte(`{"k":` + strings.Repeat("[", depth-1) + `1` + strings.Repeat("]", depth-1) + `}`)
+		_, ok := canonicalJSON(deep)
+		if ok != (depth <= maxCanonDepth) {
+			t.Fatalf("nesting %d: canonical = %v, want %v", depth, ok, depth <= maxCanonDepth)
+		}
+		checkSameAsReference(t, deep)
+		if d := bodyDigest(deep, nil); len(d) != 32 {
+			t.Fatalf("nesting %d: no digest", depth)
+		}
+	}
+	// Deep bodies still get distinct keys (hashed raw).
+	a := strings.Repeat("[", 40) + "1" + strings.Repeat("]", 40)
+	b := strings.Repeat("[", 40) + "2" + strings.Repeat("]", 40)
+	if bytes.Equal(bodyDigest([]byte(a), nil), bodyDigest([]byte(b), nil)) {
+		t.Fatal("two different deep bodies share a digest")
 	}
 }
 
