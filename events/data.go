@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
@@ -84,7 +85,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func requestBody(b []byte, truncated bool) *Body {
 	out := &Body{Size: len(b), Truncated: truncated}
-	if !truncated && json.Valid(b) {
+	if !truncated && jsonscan.Valid(b) {
 		out.ContentType = "application/json"
 		out.JSON = compact(b)
 		return out
@@ -102,7 +103,7 @@ func responseBody(b []byte, contentType string, truncated bool) *Body {
 			out.Merged = true
 			return out
 		}
-	} else if !truncated && (mt == "" || mt == "application/json" || strings.HasSuffix(mt, "+json")) && json.Valid(b) {
+	} else if !truncated && (mt == "" || mt == "application/json" || strings.HasSuffix(mt, "+json")) && jsonscan.Valid(b) {
 		out.JSON = compact(b)
 		return out
 	}
@@ -110,11 +111,8 @@ func responseBody(b []byte, contentType string, truncated bool) *Body {
 	return out
 }
 
+// compact returns a copy of the valid JSON b as json.Marshal embeds it:
+// compact, with <, >, & and U+2028/U+2029 escaped.
 func compact(b []byte) json.RawMessage {
-	var buf bytes.Buffer
-	buf.Grow(len(b))
-	if err := json.Compact(&buf, b); err != nil {
-		return json.RawMessage(bytes.Clone(b))
-	}
-	return buf.Bytes()
+	return appendCompact(make([]byte, 0, len(b)), b)
 }

@@ -13,15 +13,6 @@ import (
 // structured-mode CloudEvents JSON.
 const StreamField = "event"
 
-// EncodeEvent renders ev as structured-mode CloudEvents JSON.
-func EncodeEvent(ev *event.Event) ([]byte, error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.ID(), err)
-	}
-	return b, nil
-}
-
 // DecodeEvent parses structured-mode CloudEvents JSON and validates it.
 func DecodeEvent(b []byte) (event.Event, error) {
 	var ev event.Event

@@ -3,10 +3,15 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // TypePrefix is the reverse-DNS prefix of every event type.
@@ -50,6 +55,9 @@ const DefaultSource = "/llmproxy/functions/proxy"
 const SchemaBase = "https://llm-proxy.github.io/schemas/"
 
 func newEvent(typ, source, id, subject string, at time.Time) event.Event {
+	if e, ok := newEventDirect(typ, source, id, subject, at); ok {
+		return e
+	}
 	e := cloudevents.NewEvent()
 	e.SetType(typ)
 	e.SetSource(source)
@@ -62,7 +70,90 @@ func newEvent(typ, source, id, subject string, at time.Time) event.Event {
 	return e
 }
 
+// newEventDirect builds the event newEvent's setters build, for the usual
+// case (a known type, a source parsed before, an id and subject without
+// surrounding spaces, a time), without parsing the source and the schema
+// URI again for every event. TestNewEventDirect checks it is the same.
+func newEventDirect(typ, source, id, subject string, at time.Time) (event.Event, bool) {
+	schema, ok := schemaURIs[typ]
+	if !ok || id == "" || strings.TrimSpace(id) != id || strings.TrimSpace(subject) != subject || at.IsZero() {
+		return event.Event{}, false
+	}
+	src, ok := parsedSource(source)
+	if !ok {
+		return event.Event{}, false
+	}
+	ec := &event.EventContextV1{ID: id, Source: src, Type: typ, Time: &types.Timestamp{Time: at.UTC()}}
+	ds := schema // a copy per event
+	ec.DataSchema = &ds
+	if subject != "" {
+		ec.Subject = &subject
+	}
+	return event.Event{Context: ec}, true
+}
+
+// schemaURIs holds the parsed dataschema of each type.
+var schemaURIs = func() map[string]types.URI {
+	m := make(map[string]types.URI, len(Types))
+	for _, t := range Types {
+		u, err := url.Parse(SchemaBase + t[len(TypePrefix):] + ".json")
+		if err != nil {
+			panic(err)
+		}
+		m[t] = types.URI{URL: *u}
+	}
+	return m
+}()
+
+// sources caches parsed event sources (string → types.URIRef): a process
+// uses one or two.
+var (
+	sources     sync.Map
+	sourceCount atomic.Int32
+)
+
+func parsedSource(source string) (types.URIRef, bool) {
+	if v, ok := sources.Load(source); ok {
+		return v.(types.URIRef), true
+	}
+	u, err := url.Parse(source)
+	if err != nil {
+		return types.URIRef{}, false
+	}
+	ref := types.URIRef{URL: *u}
+	if sourceCount.Load() < 64 { // bounded, whatever callers pass
+		if _, loaded := sources.LoadOrStore(source, ref); !loaded {
+			sourceCount.Add(1)
+		}
+	}
+	return ref, true
+}
+
 func setIDs(e *event.Event, projectID, tokenID, model string) {
+	if ec, ok := e.Context.(*event.EventContextV1); ok && ec.Extensions == nil {
+		// What SetExtension stores for these lower-case names and string
+		// values, without its checks.
+		n := 0
+		for _, v := range [...]string{projectID, tokenID, model} {
+			if v != "" {
+				n++
+			}
+		}
+		if n == 0 {
+			return
+		}
+		ec.Extensions = make(map[string]any, n)
+		if projectID != "" {
+			ec.Extensions[ExtProjectID] = projectID
+		}
+		if tokenID != "" {
+			ec.Extensions[ExtTokenID] = tokenID
+		}
+		if model != "" {
+			ec.Extensions[ExtModel] = model
+		}
+		return
+	}
 	if projectID != "" {
 		e.SetExtension(ExtProjectID, projectID)
 	}
@@ -75,9 +166,16 @@ func setIDs(e *event.Event, projectID, tokenID, model string) {
 }
 
 func setJSON(e *event.Event, data any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode %s data: %w", e.Type(), err)
+	var b []byte
+	ok := false
+	if d, isRequest := data.(*RequestCompleted); isRequest {
+		b, ok = d.appendJSON(make([]byte, 0, 512))
+	}
+	if !ok {
+		var err error
+		if b, err = json.Marshal(data); err != nil {
+			return fmt.Errorf("encode %s data: %w", e.Type(), err)
+		}
 	}
 	// Already-encoded JSON: keep it as "data" (not "data_base64") in
 	// structured mode.

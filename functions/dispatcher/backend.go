@@ -16,7 +16,7 @@ import (
 )
 
 // Record is one event handed to a backend; Request is its decoded data when
-// it is a request event.
+// it is a request event (nil for a RawBackend).
 type Record struct {
 	Event   event.Event
 	Request *events.RequestCompleted
@@ -35,6 +35,15 @@ type Backend interface {
 	// are acknowledged without delivery.
 	Accepts(eventType string) bool
 	Deliver(ctx context.Context, recs []Record) error
+}
+
+// RawBackend is a Backend that delivers each event as it is (its
+// structured JSON) and never reads Record.Request: the dispatcher does not
+// decode the data of request events for it (Record.Request stays nil), it
+// only checks that the data is a JSON object.
+type RawBackend interface {
+	Backend
+	RawEvents()
 }
 
 // Backend names (DISPATCHER_SERVICE).

@@ -33,6 +33,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/events"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 )
 
 // Errors that classify an event's outcome (errors.Is).
@@ -66,6 +67,7 @@ type Deps struct {
 // Dispatcher delivers events to its backend, once per (source, id).
 type Dispatcher struct {
 	backend Backend
+	raw     bool // backend is a RawBackend
 	dedup   Deduper
 	log     *slog.Logger
 	handler http.Handler
@@ -93,6 +95,7 @@ func New(deps Deps) (*Dispatcher, error) {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{backend: deps.Backend, dedup: deps.Dedup, log: deps.Log.With("backend", deps.Backend.Name())}
+	_, d.raw = deps.Backend.(RawBackend)
 	d.delivered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "llmproxy_dispatcher_delivered_total", Help: "Events the dispatcher delivered to its backend.",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
@@ -201,7 +204,7 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 	var keys []string
 	first := map[string]int{}
 	for i := range evs {
-		rec, err := decode(&evs[i])
+		rec, err := decode(&evs[i], d.raw)
 		if err != nil {
 			errs[i] = err
 			d.failures.WithLabelValues("poison").Inc()
@@ -345,23 +348,46 @@ func (d *Dispatcher) serveBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decode validates ev and decodes its data.
-func decode(ev *event.Event) (Record, error) {
+// decode validates ev and decodes the data of a request event, unless raw
+// (the backend delivers events as they are, encoded with events.AppendEvent
+// or EncodeEvent). For a raw backend, data held as JSON is checked by that
+// encoding, which fails for the event alone when it is not valid JSON
+// (poison: "backend rejected it"); decode only checks that a request
+// event's data starts as an object.
+func decode(ev *event.Event, raw bool) (Record, error) {
 	if err := ev.Validate(); err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrPoison, err)
 	}
-	if !events.KnownType(ev.Type()) {
-		return Record{}, fmt.Errorf("%w: unknown type %q", ErrPoison, ev.Type())
+	typ := ev.Type()
+	if !events.KnownType(typ) {
+		return Record{}, fmt.Errorf("%w: unknown type %q", ErrPoison, typ)
 	}
 	rec := Record{Event: *ev}
-	if ev.Type() == events.TypeRequestCompleted {
+	switch data := ev.Data(); {
+	case raw && events.DataIsJSON(ev):
+		if typ == events.TypeRequestCompleted && !startsObject(data) {
+			return Record{}, fmt.Errorf("%w: data is not a JSON object", ErrPoison)
+		}
+	case typ == events.TypeRequestCompleted:
 		var d events.RequestCompleted
-		if err := json.Unmarshal(ev.Data(), &d); err != nil {
+		if err := json.Unmarshal(data, &d); err != nil {
 			return Record{}, fmt.Errorf("%w: data: %w", ErrPoison, err)
 		}
 		rec.Request = &d
-	} else if len(ev.Data()) > 0 && !json.Valid(ev.Data()) {
+	case len(data) > 0 && !jsonscan.Valid(data):
 		return Record{}, fmt.Errorf("%w: data is not JSON", ErrPoison)
 	}
 	return rec, nil
+}
+
+// startsObject reports whether the JSON text b starts with an object.
+func startsObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }

@@ -45,7 +45,7 @@ func requestEvent(t testing.TB, id string) event.Event {
 
 func record(t testing.TB, id string) Record {
 	ev := requestEvent(t, id)
-	rec, err := decode(&ev)
+	rec, err := decode(&ev, false)
 	if err != nil {
 		t.Fatal(err)
 	}

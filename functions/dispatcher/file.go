@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,10 @@ import (
 // It is idempotent on (source, id) by itself: it remembers the keys it wrote
 // (loaded from the current file at open, bounded), so an event redelivered
 // after a crash between the write and the acknowledgement is not written
-// twice. A torn last line from a crash mid-write is cut off at open.
+// twice. A torn last line from a crash mid-write is cut off at open. An
+// event that cannot be encoded (data held as JSON that is not valid JSON)
+// is rejected alone, marked events.Permanent in a *events.BatchError; the
+// others of its batch are written.
 type FileBackend struct {
 	path     string
 	maxBytes int64
@@ -32,14 +34,22 @@ type FileBackend struct {
 	size int64
 	seen *keyRing
 	now  func() time.Time
+	// Scratch space of Deliver, kept for the next: the lines, and the keys
+	// of the batch (an event twice in one batch is written once).
+	buf     []byte
+	inBatch map[string]struct{}
 }
+
+// keepBufBytes is the largest line buffer a FileBackend keeps between
+// deliveries.
+const keepBufBytes = 1 << 20
 
 // fileIndexSize bounds the keys a FileBackend remembers.
 const fileIndexSize = 1 << 20
 
 // NewFileBackend opens (creating it and its directory) the file at path.
 func NewFileBackend(path string, maxBytes int64) (*FileBackend, error) {
-	b := &FileBackend{path: path, maxBytes: maxBytes, seen: newKeyRing(fileIndexSize), now: time.Now}
+	b := &FileBackend{path: path, maxBytes: maxBytes, seen: newKeyRing(fileIndexSize), now: time.Now, inBatch: map[string]struct{}{}}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("event log directory: %w", err)
 	}
@@ -101,6 +111,9 @@ func (b *FileBackend) Name() string { return ServiceFile }
 // Accepts implements Backend: the file takes every event type.
 func (b *FileBackend) Accepts(string) bool { return true }
 
+// RawEvents implements RawBackend: the file holds the events as they are.
+func (b *FileBackend) RawEvents() {}
+
 // Path is the file being written.
 func (b *FileBackend) Path() string { return b.path }
 
@@ -111,32 +124,50 @@ func (b *FileBackend) Deliver(_ context.Context, recs []Record) error {
 	if b.f == nil {
 		return fmt.Errorf("event log %s is closed", b.path)
 	}
-	var buf bytes.Buffer
-	var keys []string
-	inBatch := map[string]bool{}
+	buf := b.buf[:0]
+	defer func() {
+		if cap(buf) <= keepBufBytes {
+			b.buf = buf[:0]
+		}
+	}()
+	keys := make([]string, 0, len(recs))
+	clear(b.inBatch)
+	var errs []error // per record, for the ones that cannot be encoded
 	for i := range recs {
 		k := Key(&recs[i].Event)
-		if b.seen.has(k) || inBatch[k] {
+		if b.seen.has(k) {
 			continue
 		}
-		line, err := events.EncodeEvent(&recs[i].Event)
-		if err != nil {
-			return events.Permanent(err)
+		if _, dup := b.inBatch[k]; dup {
+			continue
 		}
-		buf.Write(line)
-		buf.WriteByte('\n')
+		var err error
+		if buf, err = events.AppendEvent(buf, &recs[i].Event); err != nil {
+			// This event can never be written (its data is not JSON); the
+			// others are.
+			if errs == nil {
+				errs = make([]error, len(recs))
+			}
+			errs[i] = events.Permanent(err)
+			continue
+		}
+		buf = append(buf, '\n')
 		keys = append(keys, k)
-		inBatch[k] = true
+		b.inBatch[k] = struct{}{}
 	}
-	if buf.Len() == 0 {
-		return nil
+	var rejected error
+	if errs != nil {
+		rejected = &events.BatchError{Errs: errs}
 	}
-	if b.maxBytes > 0 && b.size > 0 && b.size+int64(buf.Len()) > b.maxBytes {
+	if len(buf) == 0 {
+		return rejected
+	}
+	if b.maxBytes > 0 && b.size > 0 && b.size+int64(len(buf)) > b.maxBytes {
 		if err := b.rotate(); err != nil {
 			return err
 		}
 	}
-	n, err := b.f.Write(buf.Bytes())
+	n, err := b.f.Write(buf)
 	b.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("write event log: %w", err)
@@ -147,7 +178,7 @@ func (b *FileBackend) Deliver(_ context.Context, recs []Record) error {
 	for _, k := range keys {
 		b.seen.add(k)
 	}
-	return nil
+	return rejected
 }
 
 func (b *FileBackend) rotate() error {

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -152,5 +153,122 @@ func TestInProcessBrokerRetriesAndPoison(t *testing.T) {
 		if n := b.count(id); n != 1 {
 			t.Errorf("%s delivered %d times", id, n)
 		}
+	}
+}
+
+// Poison data is rejected per event, whether the dispatcher decodes it (a
+// backend that reads Record.Request) or the backend's encoding finds it (a
+// RawBackend: the file); the other events of the batch are delivered.
+func TestPoisonDataPerEvent(t *testing.T) {
+	cases := []struct {
+		name       string
+		data       string // "" the event's own, "-" empty
+		poisonRaw  bool   // file, webhook
+		poisonRead bool   // lunary, helicone, custom backends
+	}{
+		{"request data", "", false, false},
+		{"not JSON", `{"status":`, true, true},
+		{"empty", "-", true, true},
+		{"not an object", `[1,2]`, true, true},
+		{"object of other types", `{"status":"ok"}`, false, true},
+		{"pretty object", "{\n \"status\": 200\n}", false, false},
+	}
+	var evs []event.Event
+	for i, tc := range cases {
+		ev := requestEvent(t, fmt.Sprintf("d%d", i))
+		switch tc.data {
+		case "":
+		case "-":
+			ev.DataEncoded = []byte{}
+		default:
+			ev.DataEncoded = []byte(tc.data)
+		}
+		evs = append(evs, ev)
+	}
+	for _, raw := range []bool{true, false} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.jsonl")
+			var d *Dispatcher
+			counting := &countingBackend{}
+			if raw {
+				d = fileDispatcher(t, path)
+			} else {
+				var err error
+				if d, err = New(Deps{Backend: counting}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := d.DeliverBatch(context.Background(), evs)
+			var want []byte
+			for i, tc := range cases {
+				poison := tc.poisonRead
+				if raw {
+					poison = tc.poisonRaw
+				}
+				if (errs[i] != nil) != poison || errs[i] != nil && (!errors.Is(errs[i], ErrPoison) || !events.IsPermanent(errs[i])) {
+					t.Errorf("%s: error %v, want poison %v", tc.name, errs[i], poison)
+				}
+				if !poison {
+					line, _ := json.Marshal(&evs[i])
+					want = append(append(want, line...), '\n')
+				}
+				if !raw && counting.count(evs[i].ID()) != map[bool]int{true: 0, false: 1}[poison] {
+					t.Errorf("%s: delivered %d times", tc.name, counting.count(evs[i].ID()))
+				}
+			}
+			if raw {
+				if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+					t.Errorf("file:\n%s\nwant:\n%s", got, want)
+				}
+			}
+		})
+	}
+	for _, b := range []Backend{&FileBackend{}, &WebhookBackend{}} {
+		if _, ok := b.(RawBackend); !ok {
+			t.Errorf("%T is not a RawBackend", b)
+		}
+	}
+	for _, b := range []Backend{&LunaryBackend{}, &HeliconeBackend{}} {
+		if _, ok := b.(RawBackend); ok {
+			t.Errorf("%T reads Record.Request and must not be a RawBackend", b)
+		}
+	}
+}
+
+// Each line of the file is json.Marshal of the event, whatever its data
+// looks like (here: events as an HTTP receiver hands them over, with
+// pretty-printed data or HTML characters, next to ours).
+func TestFileLinesAreJSONMarshal(t *testing.T) {
+	evs := mixedEvents(t, 12)
+	pretty := requestEvent(t, "pretty")
+	pretty.DataEncoded = []byte("{\n  \"request_id\": \"pretty\",\n  \"path\": \"<a & b>\"\n}")
+	evs = append(evs, pretty)
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	fb, err := NewFileBackend(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	recs := make([]Record, len(evs))
+	for i := range evs {
+		recs[i] = Record{Event: evs[i]}
+	}
+	if err := fb.Deliver(context.Background(), append(recs, recs[0])); err != nil { // recs[0] twice: written once
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := range evs {
+		line, err := json.Marshal(&evs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(append(want, line...), '\n')
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -66,6 +66,9 @@ func VerifyWebhook(secret []byte, signature, timestamp string, body []byte, now 
 	return nil
 }
 
+// RawEvents implements RawBackend: the body is the event as it is.
+func (b *WebhookBackend) RawEvents() {}
+
 // Deliver implements Backend: one signed POST per event.
 func (b *WebhookBackend) Deliver(ctx context.Context, recs []Record) error {
 	now := time.Now

@@ -1,0 +1,185 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
+)
+
+// EncodeEvent renders ev as structured-mode CloudEvents JSON: the bytes of
+// json.Marshal(ev) (see AppendEvent).
+func EncodeEvent(ev *event.Event) ([]byte, error) {
+	return AppendEvent(nil, ev)
+}
+
+// AppendEvent appends ev's structured-mode CloudEvents JSON to dst. The
+// bytes are exactly those of json.Marshal(ev) — sdk-go's writer, then
+// encoding/json's pass that compacts the output and escapes <, >, & and
+// U+2028/U+2029 — which the file backend's lines, the Redis stream and the
+// webhook bodies have always been.
+//
+// It writes CloudEvents 1.0 events with string extensions and JSON data
+// (all that llm-proxy builds) in one pass, after checking that the data is
+// valid JSON; anything else goes through json.Marshal. On error dst is
+// returned unchanged.
+func AppendEvent(dst []byte, ev *event.Event) ([]byte, error) {
+	if out, ok := appendEventFast(dst, ev); ok {
+		return out, nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return dst, fmt.Errorf("encode event %s: %w", ev.ID(), err)
+	}
+	return append(dst, b...), nil
+}
+
+// appendEventFast writes what event.WriteJson writes for a CloudEvents 1.0
+// context, with the escaping encoding/json's compaction adds. It reports
+// false, leaving dst's contents past len(dst) undefined, for anything it
+// does not cover.
+func appendEventFast(dst []byte, ev *event.Event) ([]byte, bool) {
+	ec, ok := ev.Context.(*event.EventContextV1)
+	if !ok || ev.DataBase64 {
+		return dst, false
+	}
+	for _, v := range ec.Extensions {
+		if _, ok := v.(string); !ok {
+			return dst, false
+		}
+	}
+	data := ev.DataEncoded
+	if data != nil && (!dataIsJSON(ec.DataContentType) || !jsonscan.Valid(data)) {
+		return dst, false
+	}
+	dst = append(dst, `{"specversion":"1.0","id":`...)
+	dst = appendString(dst, ec.ID)
+	dst = append(dst, `,"source":`...)
+	dst = appendString(dst, ec.Source.String())
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, ec.Type)
+	if ec.Subject != nil {
+		dst = append(dst, `,"subject":`...)
+		dst = appendString(dst, *ec.Subject)
+	}
+	if ec.DataContentType != nil {
+		dst = append(dst, `,"datacontenttype":`...)
+		dst = appendString(dst, *ec.DataContentType)
+	}
+	if ec.DataSchema != nil {
+		dst = append(dst, `,"dataschema":`...)
+		dst = appendString(dst, ec.DataSchema.String())
+	}
+	if ec.Time != nil {
+		// types.Timestamp.String: UTC, RFC 3339 with nanoseconds; only
+		// digits, letters and punctuation that need no escaping.
+		dst = append(dst, `,"time":"`...)
+		dst = ec.Time.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	if data != nil {
+		dst = append(dst, `,"data":`...)
+		dst = appendCompact(dst, data)
+	}
+	if len(ec.Extensions) > 0 {
+		var names [8]string
+		keys := names[:0]
+		for k := range ec.Extensions {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			dst = append(dst, ',')
+			dst = appendString(dst, k) // sdk-go writes names as strings too
+			dst = append(dst, ':')
+			dst = appendString(dst, ec.Extensions[k].(string))
+		}
+	}
+	return append(dst, '}'), true
+}
+
+// DataIsJSON reports whether ev's structured JSON holds its data as JSON
+// (a JSON or no content type, not base64): encoding such an event
+// (AppendEvent, json.Marshal) fails when the data is not valid JSON.
+func DataIsJSON(ev *event.Event) bool {
+	if ev.DataBase64 {
+		return false
+	}
+	switch ec := ev.Context.(type) {
+	case *event.EventContextV1:
+		return dataIsJSON(ec.DataContentType)
+	case *event.EventContextV03:
+		return ec.DataContentEncoding == nil && dataIsJSON(ec.DataContentType)
+	}
+	return false
+}
+
+// dataIsJSON reports whether sdk-go writes data of this content type as
+// raw JSON ("data") rather than as a string.
+func dataIsJSON(ct *string) bool {
+	if ct == nil {
+		return true
+	}
+	mt := *ct
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON, "":
+		return true
+	}
+	return false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string the way sdk-go's writer
+// (json-iterator's ConfigFastest) and then encoding/json's compaction
+// leave it: ", \ and control characters escaped (\n, \r, \t, else \u00XX),
+// <, >, & and U+2028/U+2029 escaped, every other byte as is (invalid UTF-8
+// included).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		if c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
+			i += 3
+			start = i
+			continue
+		}
+		i++
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
