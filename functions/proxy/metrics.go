@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,65 @@ type Metrics struct {
 
 	// The original's JSON /metrics counters.
 	reqCount, errCount, cacheHits, cacheMisses, cacheBypass, cacheStores atomic.Int64
+
+	// Series resolved once: WithLabelValues hashes its labels on every call.
+	byEndpoint sync.Map // endpoint → *endpointSeries
+	tokenMu    sync.Mutex
+	tokenSet   [2][2]prometheus.Counter // [prompt, completion][reported, estimated]
+}
+
+// endpointSeries are one endpoint's labelled series. Endpoints are the
+// provider's allowed endpoints and "other": a bounded set.
+type endpointSeries struct {
+	duration, upstream, ttfb prometheus.Observer
+	mu                       sync.Mutex
+	requests                 map[int]prometheus.Counter // status class (2 for 2xx, 499) → counter
+}
+
+func (m *Metrics) endpoint(ep string) *endpointSeries {
+	if s, ok := m.byEndpoint.Load(ep); ok {
+		return s.(*endpointSeries)
+	}
+	s, _ := m.byEndpoint.LoadOrStore(ep, &endpointSeries{
+		duration: m.duration.WithLabelValues(ep),
+		upstream: m.upstream.WithLabelValues(ep),
+		ttfb:     m.ttfb.WithLabelValues(ep),
+		requests: map[int]prometheus.Counter{},
+	})
+	return s.(*endpointSeries)
+}
+
+func (m *Metrics) requestCounter(ep string, s *endpointSeries, status int) prometheus.Counter {
+	class := status / 100
+	if status == 499 {
+		class = 499
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.requests[class]
+	if c == nil {
+		c = m.requests.WithLabelValues(ep, statusClass(status))
+		s.requests[class] = c
+	}
+	return c
+}
+
+func (m *Metrics) tokenCounter(completion bool, source llmproxy.UsageSource) prometheus.Counter {
+	k, src := 0, 0
+	if completion {
+		k = 1
+	}
+	if source == llmproxy.UsageEstimated {
+		src = 1
+	}
+	m.tokenMu.Lock()
+	defer m.tokenMu.Unlock()
+	c := m.tokenSet[k][src]
+	if c == nil {
+		c = m.tokens.WithLabelValues([2]string{"prompt", "completion"}[k], string(source))
+		m.tokenSet[k][src] = c
+	}
+	return c
 }
 
 // NewMetrics creates and registers the proxy's metrics in a new registry.
@@ -95,17 +155,18 @@ func (m *Metrics) end(st *state, info *llmproxy.RequestInfo) {
 	if ep == "" {
 		ep = "other"
 	}
-	m.requests.WithLabelValues(ep, statusClass(info.Status)).Inc()
-	m.duration.WithLabelValues(ep).Observe(info.Duration.Seconds())
+	s := m.endpoint(ep)
+	m.requestCounter(ep, s, info.Status).Inc()
+	s.duration.Observe(info.Duration.Seconds())
 	if st.responded {
-		m.upstream.WithLabelValues(ep).Observe(info.UpstreamLatency.Seconds())
+		s.upstream.Observe(info.UpstreamLatency.Seconds())
 	}
 	if info.TimeToFirstByte > 0 {
-		m.ttfb.WithLabelValues(ep).Observe(info.TimeToFirstByte.Seconds())
+		s.ttfb.Observe(info.TimeToFirstByte.Seconds())
 	}
 	if u := info.Usage; u.Source == llmproxy.UsageReported || u.Source == llmproxy.UsageEstimated {
-		m.tokens.WithLabelValues("prompt", string(u.Source)).Add(float64(u.PromptTokens))
-		m.tokens.WithLabelValues("completion", string(u.Source)).Add(float64(u.CompletionTokens))
+		m.tokenCounter(false, u.Source).Add(float64(u.PromptTokens))
+		m.tokenCounter(true, u.Source).Add(float64(u.CompletionTokens))
 	}
 	m.reqCount.Add(1)
 	if info.Status >= 400 {
