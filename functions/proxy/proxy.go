@@ -145,9 +145,12 @@ func New(deps Deps) (*Proxy, error) {
 		p.transport = newTransport(deps.Config, deps.API)
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      p.transport,
-		FlushInterval:  -1,
+		Rewrite:   p.rewrite,
+		Transport: p.transport,
+		// 0: a body of known length goes out through the server's buffer
+		// and leaves at the end (one write); SSE and bodies of unknown
+		// length are flushed as they arrive whatever this says.
+		FlushInterval:  0,
 		BufferPool:     copyBuffers{},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
@@ -573,6 +576,12 @@ func (w *respWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (w *respWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+func (w *respWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok { // the common case, without a controller per flush
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

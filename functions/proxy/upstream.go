@@ -57,6 +57,7 @@ func newTransport(cfg config.Proxy, api *apiconfig.Provider) *http.Transport {
 func streamProxy(rp *httputil.ReverseProxy, cache func(http.Handler) http.Handler) http.Handler {
 	s := *rp
 	s.BufferPool = streamCopyBuffers{}
+	s.FlushInterval = -1 // every chunk leaves at once, whatever its content type
 	if cache != nil {
 		return cache(&s)
 	}

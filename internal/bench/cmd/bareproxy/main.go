@@ -63,8 +63,7 @@ func run() error {
 				}{io.LimitReader(r.In.Body, n), r.In.Body}
 			}
 		},
-		FlushInterval: -1,
-		Transport:     tr,
+		Transport: tr, // FlushInterval left at its default: SSE is flushed at once anyway
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
