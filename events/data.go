@@ -49,7 +49,14 @@ type Body struct {
 // BuildRequestCompleted turns a finished request into event data. bodies
 // false leaves the bodies out.
 func BuildRequestCompleted(info *llmproxy.RequestInfo, bodies bool) *RequestCompleted {
-	d := &RequestCompleted{
+	d := new(RequestCompleted)
+	buildRequestCompleted(d, info, bodies)
+	return d
+}
+
+// buildRequestCompleted fills d (the emitter's, on its stack).
+func buildRequestCompleted(d *RequestCompleted, info *llmproxy.RequestInfo, bodies bool) {
+	*d = RequestCompleted{
 		RequestID:         info.RequestID,
 		ClientRequestID:   info.ClientRequestID,
 		Method:            info.Method,
@@ -78,7 +85,6 @@ func BuildRequestCompleted(info *llmproxy.RequestInfo, bodies bool) *RequestComp
 			d.Response = responseBody(info.ResponseBody, info.ResponseContentType, info.ResponseTruncated)
 		}
 	}
-	return d
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -79,6 +79,19 @@ func (d *RequestCompleted) appendJSON(dst []byte) ([]byte, bool) {
 	return append(dst, '}'), true
 }
 
+// jsonSizeHint is about the length of d's JSON, so that appendJSON's
+// buffer is allocated once.
+func (d *RequestCompleted) jsonSizeHint() int {
+	n := 420 + len(d.RequestID) + len(d.ClientRequestID) + len(d.Method) + len(d.Path) + len(d.ErrorCode) +
+		len(d.ProjectID) + len(d.TokenID) + len(d.Model) + len(d.CacheStatus)
+	for _, b := range []*Body{d.Request, d.Response} {
+		if b != nil {
+			n += 80 + len(b.ContentType) + len(b.JSON) + len(b.JSON)/16 + len(b.Base64)*4/3
+		}
+	}
+	return n
+}
+
 func appendUsage(dst []byte, u *llmproxy.Usage) []byte {
 	dst = append(dst, `{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, u.PromptTokens, 10)

@@ -320,9 +320,10 @@ func (e *Emitter) add(batch []event.Event, it *item) []event.Event {
 	if it.ev != nil {
 		return append(batch, *it.ev)
 	}
-	d := BuildRequestCompleted(&it.info, e.opts.Bodies)
-	ev, err := NewRequestCompletedEvent(e.opts.Source, d)
-	if err == nil {
+	var d RequestCompleted
+	buildRequestCompleted(&d, &it.info, e.opts.Bodies)
+	ev, valid, err := newRequestCompletedEvent(e.opts.Source, &d)
+	if err == nil && !valid {
 		err = ev.Validate()
 	}
 	if err != nil {

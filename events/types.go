@@ -71,9 +71,12 @@ func newEvent(typ, source, id, subject string, at time.Time) event.Event {
 }
 
 // newEventDirect builds the event newEvent's setters build, for the usual
-// case (a known type, a source parsed before, an id and subject without
+// case (a known type, a valid source, an id and subject without
 // surrounding spaces, a time), without parsing the source and the schema
 // URI again for every event. TestNewEventDirect checks it is the same.
+// What it builds is valid (event.Validate), also with the extensions of
+// setIDs and the JSON data of setEncoded: the source and schema were
+// checked once, the rest here.
 func newEventDirect(typ, source, id, subject string, at time.Time) (event.Event, bool) {
 	schema, ok := schemaURIs[typ]
 	if !ok || id == "" || strings.TrimSpace(id) != id || strings.TrimSpace(subject) != subject || at.IsZero() {
@@ -112,6 +115,8 @@ var (
 	sourceCount atomic.Int32
 )
 
+// parsedSource parses source; false when it does not parse or would not
+// pass event.Validate.
 func parsedSource(source string) (types.URIRef, bool) {
 	if v, ok := sources.Load(source); ok {
 		return v.(types.URIRef), true
@@ -121,6 +126,9 @@ func parsedSource(source string) (types.URIRef, bool) {
 		return types.URIRef{}, false
 	}
 	ref := types.URIRef{URL: *u}
+	if strings.TrimSpace(ref.String()) == "" {
+		return types.URIRef{}, false
+	}
 	if sourceCount.Load() < 64 { // bounded, whatever callers pass
 		if _, loaded := sources.LoadOrStore(source, ref); !loaded {
 			sourceCount.Add(1)
@@ -166,33 +174,52 @@ func setIDs(e *event.Event, projectID, tokenID, model string) {
 }
 
 func setJSON(e *event.Event, data any) error {
-	var b []byte
-	ok := false
-	if d, isRequest := data.(*RequestCompleted); isRequest {
-		b, ok = d.appendJSON(make([]byte, 0, 512))
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode %s data: %w", e.Type(), err)
 	}
-	if !ok {
-		var err error
-		if b, err = json.Marshal(data); err != nil {
-			return fmt.Errorf("encode %s data: %w", e.Type(), err)
-		}
+	setEncoded(e, b)
+	return nil
+}
+
+// setEncoded sets already-encoded JSON data: kept as "data" (not
+// "data_base64") in structured mode.
+func setEncoded(e *event.Event, b []byte) {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		ct := cloudevents.ApplicationJSON // what SetDataContentType stores
+		ec.DataContentType = &ct
+	} else {
+		e.SetDataContentType(cloudevents.ApplicationJSON)
 	}
-	// Already-encoded JSON: keep it as "data" (not "data_base64") in
-	// structured mode.
-	e.SetDataContentType(cloudevents.ApplicationJSON)
 	e.DataEncoded = b
 	e.DataBase64 = false
-	return nil
 }
 
 // NewRequestCompletedEvent wraps d in a request.completed event from source.
 func NewRequestCompletedEvent(source string, d *RequestCompleted) (event.Event, error) {
-	e := newEvent(TypeRequestCompleted, source, d.RequestID, d.ProjectID, d.StartedAt.Add(time.Duration(d.LatencyMS*float64(time.Millisecond))))
-	setIDs(&e, d.ProjectID, d.TokenID, d.Model)
-	if err := setJSON(&e, d); err != nil {
-		return e, err
+	e, _, err := newRequestCompletedEvent(source, d)
+	return e, err
+}
+
+// newRequestCompletedEvent is NewRequestCompletedEvent; valid reports that
+// the event is valid by construction (built by newEventDirect from a
+// source it validated), so the caller need not Validate it. d does not
+// escape.
+func newRequestCompletedEvent(source string, d *RequestCompleted) (e event.Event, valid bool, err error) {
+	at := d.StartedAt.Add(time.Duration(d.LatencyMS * float64(time.Millisecond)))
+	e, valid = newEventDirect(TypeRequestCompleted, source, d.RequestID, d.ProjectID, at)
+	if !valid {
+		e = newEvent(TypeRequestCompleted, source, d.RequestID, d.ProjectID, at)
 	}
-	return e, nil
+	setIDs(&e, d.ProjectID, d.TokenID, d.Model)
+	b, ok := d.appendJSON(make([]byte, 0, d.jsonSizeHint()))
+	if !ok {
+		if b, err = json.Marshal(*d); err != nil { // a copy: d stays on the caller's stack
+			return e, false, fmt.Errorf("encode %s data: %w", e.Type(), err)
+		}
+	}
+	setEncoded(&e, b)
+	return e, valid, nil
 }
 
 // ProjectUpdated is the data of TypeProjectUpdated: a project was created,

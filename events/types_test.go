@@ -69,3 +69,31 @@ func TestNewEventDirect(t *testing.T) {
 		t.Fatal("events share their dataschema")
 	}
 }
+
+// An event newRequestCompletedEvent reports valid by construction (the
+// emitter then skips Validate) passes Validate.
+func FuzzValidByConstruction(f *testing.F) {
+	f.Add("req-1", "prj_1", DefaultSource, "tok_1", "gpt-4o-mini")
+	f.Add(" x", " ", "", "", "")
+	f.Add("x", "p", "#", "t", "m")
+	f.Add("x", "p", " /a ", "t", "m")
+	f.Fuzz(func(t *testing.T, id, project, source, token, model string) {
+		d := RequestCompleted{RequestID: id, ProjectID: project, TokenID: token, Model: model, StartedAt: time.Unix(1700000000, 5)}
+		ev, valid, err := newRequestCompletedEvent(source, &d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if valid {
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("reported valid, Validate: %v (%q %q %q)", err, id, project, source)
+			}
+		}
+		want, err := NewRequestCompletedEvent(source, &d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ev, want) {
+			t.Fatalf("differs from NewRequestCompletedEvent:\n%#v\n%#v", ev.Context, want.Context)
+		}
+	})
+}

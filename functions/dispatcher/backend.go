@@ -20,10 +20,19 @@ import (
 type Record struct {
 	Event   event.Event
 	Request *events.RequestCompleted
+	key     string // Key(&Event), when the dispatcher computed it
 }
 
 // Key is the dedup key of an event: its source and id.
 func Key(ev *event.Event) string { return ev.Source() + "\x00" + ev.ID() }
+
+// Key is the dedup key of the record's event.
+func (r *Record) Key() string {
+	if r.key != "" {
+		return r.key
+	}
+	return Key(&r.Event)
+}
 
 // Backend delivers records to one destination. Deliver returns nil when all
 // were accepted, an *events.BatchError when only some were, an error marked

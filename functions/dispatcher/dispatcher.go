@@ -199,10 +199,10 @@ func (d *Dispatcher) Receive(ctx context.Context, ev event.Event) error {
 // it is an events.DeliverFunc for an in-process broker trigger.
 func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []error {
 	errs := make([]error, len(evs))
-	var recs []Record
-	var idx []int
-	var keys []string
-	first := map[string]int{}
+	recs := make([]Record, 0, len(evs))
+	idx := make([]int, 0, len(evs))
+	keys := make([]string, 0, len(evs))
+	first := make(map[string]struct{}, len(evs))
 	for i := range evs {
 		rec, err := decode(&evs[i], d.raw)
 		if err != nil {
@@ -219,7 +219,8 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 			d.duplicates.Inc()
 			continue // the same event twice in one batch: deliver once
 		}
-		first[k] = i
+		first[k] = struct{}{}
+		rec.key = k
 		recs, idx, keys = append(recs, rec), append(idx, i), append(keys, k)
 	}
 	if len(recs) == 0 {
@@ -234,9 +235,8 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 		}
 		return errs
 	}
-	var claimed []Record
-	var claimedIdx []int
-	var claimedKeys []string
+	// The claimed ones, in place (recs, idx and keys are ours).
+	claimed, claimedIdx, claimedKeys := recs[:0], idx[:0], keys[:0]
 	for j, s := range states {
 		switch s {
 		case Done:
@@ -265,23 +265,24 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 			}
 		}
 	}
-	var ok, failed []string
-	for j, k := range claimedKeys {
-		var e error
-		if perr != nil {
-			e = perr[j]
-		}
-		if e == nil {
-			ok = append(ok, k)
-			continue
-		}
-		failed = append(failed, k)
-		if events.IsPermanent(e) {
-			errs[claimedIdx[j]] = fmt.Errorf("%w: backend rejected it: %w", ErrPoison, e)
-			d.failures.WithLabelValues("poison").Inc()
-		} else {
-			errs[claimedIdx[j]] = e
-			d.failures.WithLabelValues("retry").Inc()
+	ok := claimedKeys // all of them, unless some failed
+	var failed []string
+	if perr != nil {
+		ok = make([]string, 0, len(claimedKeys))
+		for j, k := range claimedKeys {
+			e := perr[j]
+			if e == nil {
+				ok = append(ok, k)
+				continue
+			}
+			failed = append(failed, k)
+			if events.IsPermanent(e) {
+				errs[claimedIdx[j]] = fmt.Errorf("%w: backend rejected it: %w", ErrPoison, e)
+				d.failures.WithLabelValues("poison").Inc()
+			} else {
+				errs[claimedIdx[j]] = e
+				d.failures.WithLabelValues("retry").Inc()
+			}
 		}
 	}
 	if len(ok) > 0 {

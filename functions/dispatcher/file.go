@@ -134,7 +134,7 @@ func (b *FileBackend) Deliver(_ context.Context, recs []Record) error {
 	clear(b.inBatch)
 	var errs []error // per record, for the ones that cannot be encoded
 	for i := range recs {
-		k := Key(&recs[i].Event)
+		k := recs[i].Key()
 		if b.seen.has(k) {
 			continue
 		}
