@@ -240,6 +240,9 @@ func appendCompact(dst, src []byte) []byte {
 	inString := false
 	for i := 0; i < len(src); i++ {
 		c := src[i]
+		if !compactSpecial[c] {
+			continue
+		}
 		switch {
 		case c == '<' || c == '>' || c == '&':
 			dst = append(dst, src[start:i]...)
@@ -265,3 +268,6 @@ func appendCompact(dst, src []byte) []byte {
 	}
 	return append(dst, src[start:]...)
 }
+
+// compactSpecial marks the bytes appendCompact looks at.
+var compactSpecial = [256]bool{'"': true, '\\': true, '<': true, '>': true, '&': true, 0xE2: true, ' ': true, '\t': true, '\n': true, '\r': true}

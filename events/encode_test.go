@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -144,4 +145,42 @@ func FuzzAppendEvent(f *testing.F) {
 		ev.DataEncoded = data
 		checkSameAsMarshal(t, &ev)
 	})
+}
+
+// BenchmarkEncodeEvent: a request event's structured JSON (the file
+// backend's line) and its data, one-pass against json.Marshal.
+func BenchmarkEncodeEvent(b *testing.B) {
+	for _, bodies := range []bool{false, true} {
+		d := BuildRequestCompleted(sampleInfo("3f6c2a9e-5b1d-4c1e-9a57-0b8f4f7d2c11"), bodies)
+		ev, err := NewRequestCompletedEvent(DefaultSource, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("event/bodies=%v/AppendEvent", bodies), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf, _ = AppendEvent(buf[:0], &ev)
+			}
+		})
+		b.Run(fmt.Sprintf("event/bodies=%v/json.Marshal", bodies), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = json.Marshal(&ev)
+			}
+		})
+		b.Run(fmt.Sprintf("data/bodies=%v/appendJSON", bodies), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf, _ = d.appendJSON(buf[:0])
+			}
+		})
+		b.Run(fmt.Sprintf("data/bodies=%v/json.Marshal", bodies), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = json.Marshal(d)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -126,19 +127,28 @@ func (d *RedisDedup) Release(ctx context.Context, keys []string, lease string) e
 
 // MemoryDedup is a bounded in-process Deduper: at most max keys; the oldest
 // are forgotten first.
+//
+// The keys live in a ring of slots (map key → slot), so that claiming a new
+// key costs one lookup, one insert and, once full, one delete, and marking
+// it done one lookup.
 type MemoryDedup struct {
 	mu       sync.Mutex
 	ttl      time.Duration
 	leaseTTL time.Duration
 	max      int
-	m        map[string]memEntry
-	order    []string // insertion order, a ring of at most max live keys
+	m        map[string]int32 // key → its slot
+	slots    []memSlot        // a ring of at most max slots, oldest at next once full
+	next     int
+	epoch    time.Time // expiry times are offsets from it (monotonic)
 	now      func() time.Time
 }
 
-type memEntry struct {
-	value   string
-	expires time.Time
+// memSlot is one remembered key; key is empty once the slot is free
+// (released).
+type memSlot struct {
+	key     string
+	value   string        // the lease, or doneValue
+	expires time.Duration // since epoch
 }
 
 // NewMemoryDedup remembers up to max keys (default 100000) for ttl.
@@ -146,24 +156,28 @@ func NewMemoryDedup(max int, ttl, leaseTTL time.Duration) *MemoryDedup {
 	if max <= 0 {
 		max = 100000
 	}
-	return &MemoryDedup{ttl: ttl, leaseTTL: leaseTTL, max: max, m: map[string]memEntry{}, now: time.Now}
+	max = min(max, math.MaxInt32)
+	return &MemoryDedup{ttl: ttl, leaseTTL: leaseTTL, max: max, m: map[string]int32{}, epoch: time.Now(), now: time.Now}
 }
 
 // Claim implements Deduper.
 func (d *MemoryDedup) Claim(_ context.Context, keys []string, lease string) ([]ClaimState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := d.now()
+	now := d.now().Sub(d.epoch)
 	out := make([]ClaimState, len(keys))
 	for i, k := range keys {
-		e, ok := d.m[k]
+		j, ok := d.m[k]
 		switch {
-		case ok && now.Before(e.expires) && e.value == doneValue:
+		case !ok:
+			d.insert(k, memSlot{key: k, value: lease, expires: now + d.leaseTTL})
+			out[i] = Claimed
+		case now < d.slots[j].expires && d.slots[j].value == doneValue:
 			out[i] = Done
-		case ok && now.Before(e.expires):
+		case now < d.slots[j].expires:
 			out[i] = InFlight
-		default:
-			d.put(k, memEntry{value: lease, expires: now.Add(d.leaseTTL)})
+		default: // expired: claimed anew, in its slot
+			d.slots[j].value, d.slots[j].expires = lease, now+d.leaseTTL
 			out[i] = Claimed
 		}
 	}
@@ -174,9 +188,13 @@ func (d *MemoryDedup) Claim(_ context.Context, keys []string, lease string) ([]C
 func (d *MemoryDedup) Done(_ context.Context, keys []string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	exp := d.now().Add(d.ttl)
+	exp := d.now().Sub(d.epoch) + d.ttl
 	for _, k := range keys {
-		d.put(k, memEntry{value: doneValue, expires: exp})
+		if j, ok := d.m[k]; ok {
+			d.slots[j].value, d.slots[j].expires = doneValue, exp
+		} else {
+			d.insert(k, memSlot{key: k, value: doneValue, expires: exp})
+		}
 	}
 	return nil
 }
@@ -186,32 +204,27 @@ func (d *MemoryDedup) Release(_ context.Context, keys []string, lease string) er
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, k := range keys {
-		if e, ok := d.m[k]; ok && e.value == lease {
+		if j, ok := d.m[k]; ok && d.slots[j].value == lease {
 			delete(d.m, k)
+			d.slots[j] = memSlot{}
 		}
 	}
 	return nil
 }
 
-func (d *MemoryDedup) put(k string, e memEntry) {
-	if _, ok := d.m[k]; !ok {
-		d.order = append(d.order, k)
-		for len(d.m) >= d.max && len(d.order) > 0 {
-			old := d.order[0]
-			d.order = d.order[1:]
-			if old != k {
-				delete(d.m, old)
-			}
-		}
-		if len(d.order) > 2*d.max { // compact keys deleted by Release
-			live := d.order[:0]
-			for _, o := range d.order {
-				if _, ok := d.m[o]; ok || o == k {
-					live = append(live, o)
-				}
-			}
-			d.order = live
-		}
+// insert remembers a key not remembered yet, forgetting the oldest once
+// max keys are.
+func (d *MemoryDedup) insert(k string, s memSlot) {
+	if len(d.slots) < d.max {
+		d.m[k] = int32(len(d.slots))
+		d.slots = append(d.slots, s)
+		return
 	}
-	d.m[k] = e
+	j := d.next
+	d.next = (d.next + 1) % len(d.slots)
+	if old := d.slots[j].key; old != "" {
+		delete(d.m, old)
+	}
+	d.slots[j] = s
+	d.m[k] = int32(j)
 }

@@ -1,0 +1,90 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestMemoryDedup(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Unix(1000, 0)
+	d := NewMemoryDedup(3, time.Hour, time.Minute)
+	d.epoch, d.now = clock, func() time.Time { return clock }
+	claim := func(lease string, keys ...string) string {
+		t.Helper()
+		states, err := d.Claim(ctx, keys, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(states)
+	}
+	// States print as numbers: Claimed 1, Done 2, InFlight 3.
+
+	// Claimed once; a second claim sees the lease; done is a duplicate.
+	if got := claim("l1", "a", "b"); got != "[1 1]" {
+		t.Fatalf("first claim: %s", got)
+	}
+	if got := claim("l2", "a"); got != "[3]" {
+		t.Fatalf("leased key: %s", got)
+	}
+	if err := d.Done(ctx, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("l2", "a"); got != "[2]" {
+		t.Fatalf("done key: %s", got)
+	}
+
+	// A released lease can be claimed again; a release with another lease
+	// does nothing.
+	if err := d.Release(ctx, []string{"b"}, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("l3", "b"); got != "[3]" {
+		t.Fatalf("release with another lease: %s", got)
+	}
+	if err := d.Release(ctx, []string{"b"}, "l1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("l3", "b"); got != "[1]" {
+		t.Fatalf("released key: %s", got)
+	}
+
+	// A lease expires (a crashed holder); done expires after the TTL.
+	clock = clock.Add(2 * time.Minute)
+	if got := claim("l4", "b"); got != "[1]" {
+		t.Fatalf("expired lease: %s", got)
+	}
+	if got := claim("l4", "a"); got != "[2]" {
+		t.Fatalf("done within the TTL: %s", got)
+	}
+	clock = clock.Add(time.Hour)
+	if got := claim("l5", "a"); got != "[1]" {
+		t.Fatalf("done past the TTL: %s", got)
+	}
+
+	// At most 3 keys: the oldest are forgotten first (a, then b).
+	if err := d.Done(ctx, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("l6", "c", "d", "e"); got != "[1 1 1]" {
+		t.Fatalf("new keys: %s", got)
+	}
+	if len(d.m) > 3 {
+		t.Fatalf("%d keys remembered, max 3", len(d.m))
+	}
+	if got := claim("l7", "a", "e"); got != "[1 3]" {
+		t.Fatalf("after eviction: %s (a forgotten, e leased)", got)
+	}
+	// Done for a forgotten key remembers it again.
+	if err := d.Done(ctx, []string{"z"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("l8", "z"); got != "[2]" {
+		t.Fatalf("done without a claim: %s", got)
+	}
+	if len(d.m) > 3 || len(d.slots) > 3 {
+		t.Fatalf("%d keys, %d slots, max 3", len(d.m), len(d.slots))
+	}
+}
