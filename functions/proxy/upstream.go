@@ -48,8 +48,18 @@ func newTransport(cfg config.Proxy, api *apiconfig.Provider) *http.Transport {
 		ResponseHeaderTimeout: pickD(api.Timeouts.ResponseHeader, cfg.UpstreamResponseHeaderTimeout),
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		ReadBufferSize:        upstreamBufferSize,
+		WriteBufferSize:       upstreamBufferSize,
 	}
 }
+
+// upstreamBufferSize is the size of each of the two buffers an upstream
+// connection keeps for its whole life (net/http's default is 4 KiB), busy or
+// idle in the pool, a stream's connection included. Reads of bodies and
+// writes of request bodies larger than the buffer go around it, so a smaller
+// buffer costs one more write for a request whose headers and body exceed
+// it, and one more read for response headers that do.
+const upstreamBufferSize = 2 << 10
 
 // streamProxy returns rp for streamed requests: the same reverse proxy
 // copying with small pooled buffers (streamCopyBuffers) instead of 32 KiB

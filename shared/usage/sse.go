@@ -3,8 +3,6 @@ package usage
 import (
 	"bytes"
 	"errors"
-	"io"
-	"slices"
 )
 
 // Event is one parsed Server-Sent Event.
@@ -22,27 +20,24 @@ type Event struct {
 // the stream through unparsed.
 var ErrEventTooLarge = errors.New("sse: event exceeds the size limit")
 
-// Sizes of the buffer FeedFrom reads into. A stream holds its parser for
-// its whole life, so the buffer starts small (one read of a few events) and
-// grows only while an event is larger; it is given back once such an event
-// has passed.
+// A stream holds its parser for its whole life: a buffer that an unusually
+// large event grew is given back once the event has passed.
 const (
-	minReadRoom   = 512      // FeedFrom reads at least this much at once
-	initialBuffer = 2 << 10  // the buffer's first size
+	initialBuffer = 2 << 10  // size of a buffer allocated to hold a partial event
 	shrinkAbove   = 64 << 10 // a larger buffer is replaced once it is nearly empty
 )
 
 var bom = []byte("\xEF\xBB\xBF")
 
 // Parser splits an SSE byte stream into events incrementally: feed it bytes
-// as they arrive (Feed), or let it read them (FeedFrom), and it calls emit
-// for every complete event with the raw bytes of the event (its lines and
-// the blank line that ends it) and the parsed fields. It handles \n, \r\n
-// and \r line ends (also split across calls), multi-line data, comments and
-// a leading BOM. One event may not exceed the bound given to NewParser.
+// as they arrive, and it calls emit for every complete event with the raw
+// bytes of the event (its lines and the blank line that ends it) and the
+// parsed fields. It handles \n, \r\n and \r line ends (also split across
+// Feed calls), multi-line data, comments and a leading BOM. One event may
+// not exceed the bound given to NewParser.
 //
-// The parser keeps one buffer: the bytes of the current, incomplete event.
-// Complete events are handed to emit as slices of it, not copied.
+// The parser copies only the bytes of an incomplete event; complete events
+// are handed to emit as slices of the fed bytes (or of that copy).
 type Parser struct {
 	max int
 	// buf[start:pos] are the complete lines of the current event (and a
@@ -76,37 +71,23 @@ func NewParser(maxEvent int) *Parser {
 }
 
 // Feed consumes b and calls emit for each event it completes. raw and
-// ev.Data are only valid during the call.
+// ev.Data are only valid during the call. The parser does not keep b: when
+// it holds no incomplete event, it parses b in place and copies only the
+// incomplete event at its end.
 func (p *Parser) Feed(b []byte, emit func(raw []byte, ev Event)) error {
 	if p.broken {
 		return ErrEventTooLarge
 	}
-	p.buf = append(p.buf, b...)
-	return p.parse(emit)
-}
-
-// FeedFrom reads once from r straight into the parser's buffer and parses
-// what arrived as Feed does. It returns the bytes read, r's error, and the
-// parse error (ErrEventTooLarge) apart: events completed before either are
-// emitted first. A broken parser reads nothing.
-func (p *Parser) FeedFrom(r io.Reader, emit func(raw []byte, ev Event)) (n int, readErr, parseErr error) {
-	if p.broken {
-		return 0, nil, ErrEventTooLarge
+	own := p.buf
+	if len(own) == 0 {
+		p.buf = b[:len(b):len(b)]
+	} else {
+		p.buf = append(p.buf, b...)
+		own = p.buf
 	}
-	if p.buf == nil {
-		p.buf = make([]byte, 0, initialBuffer)
-	} else if cap(p.buf)-len(p.buf) < minReadRoom {
-		p.buf = slices.Grow(p.buf, minReadRoom)
-	}
-	n, readErr = r.Read(p.buf[len(p.buf):cap(p.buf)])
-	if n < 0 || n > cap(p.buf)-len(p.buf) {
-		return 0, errors.New("sse: reader returned an invalid count"), nil
-	}
-	p.buf = p.buf[:len(p.buf)+n]
-	if n > 0 {
-		parseErr = p.parse(emit)
-	}
-	return n, readErr, parseErr
+	err := p.parse(emit)
+	p.keep(own)
+	return err
 }
 
 // parse dispatches the complete events in buf and keeps the rest.
@@ -159,27 +140,29 @@ func (p *Parser) parse(emit func(raw []byte, ev Event)) error {
 			return ErrEventTooLarge
 		}
 	}
-	p.compact()
-	if len(p.buf) > p.max {
+	if len(p.buf)-p.start > p.max {
 		p.broken = true
 		return ErrEventTooLarge
 	}
 	return nil
 }
 
-// compact moves the current event to the front of the buffer, and replaces
-// a large buffer that an event outgrew once it is nearly empty again.
-func (p *Parser) compact() {
-	if p.start == 0 {
-		return
-	}
+// keep moves the bytes not yet dispatched, buf[start:], to the front of
+// own (the parser's buffer, which buf may share) and makes it the buffer. A
+// buffer that an unusually large event grew is replaced once it is nearly
+// empty again.
+func (p *Parser) keep(own []byte) {
 	d := p.start
 	rest := p.buf[d:]
-	if cap(p.buf) > shrinkAbove && len(rest) <= initialBuffer/2 {
-		p.buf = append(make([]byte, 0, initialBuffer), rest...)
-	} else {
-		p.buf = p.buf[:copy(p.buf, rest)]
+	switch {
+	case len(rest) == 0 && cap(own) > shrinkAbove:
+		own = nil
+	case cap(own) > shrinkAbove && len(rest) <= initialBuffer/2:
+		own = make([]byte, 0, initialBuffer)
+	case own == nil && len(rest) > 0:
+		own = make([]byte, 0, max(initialBuffer, len(rest)))
 	}
+	p.buf = append(own[:0], rest...) // memmove: rest may lie in own
 	p.start = 0
 	p.pos -= d
 	p.scan = max(p.scan-d, 0)
