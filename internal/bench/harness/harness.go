@@ -49,6 +49,12 @@ type Options struct {
 	// graphs) of every llm-proxy and bare-proxy process during every
 	// measured load run: perf-<target>-<scenario>-<round>.data.
 	ProfileDir string
+	// GCTrace runs the proxies (bare, serve, function) with
+	// GODEBUG=gctrace=1: one line per GC cycle (heap before, after and
+	// goal) in their process logs, to tell live heap from GC headroom in
+	// the memory figures. It does not change the collector's behaviour;
+	// use it with KeepTemp to read the logs.
+	GCTrace bool
 
 	Log io.Writer // progress (default io.Discard)
 }

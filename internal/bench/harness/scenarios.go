@@ -204,6 +204,11 @@ func (e *env) slowStreams(ctx context.Context, t *target, client *http.Client) (
 		}
 	}
 	pid := t.pid(e)
+	// Work the process does in the background after its start (token
+	// encodings loading, pools filling) is not a cost of the streams.
+	if !settle(ctx, pid) {
+		fmt.Fprintf(e.o.Log, "  %s: still busy after %s; measuring anyway\n", t.name, settleLimit)
+	}
 	if err := e.setStreamDelay(ctx, e.o.SlowDelay); err != nil {
 		return m, err
 	}
@@ -233,4 +238,44 @@ func (e *env) slowStreams(ctx context.Context, t *target, client *http.Client) (
 		m.KiBPerStream = float64(open.RSS-before.RSS) / 1024 / float64(res.Started)
 	}
 	return m, nil
+}
+
+// settleLimit bounds how long settle waits.
+const settleLimit = 15 * time.Second
+
+// settle waits until the process is idle: at most one 10 ms tick of CPU
+// time (the resolution of /proc) and resident memory within 256 KiB over a
+// quarter second. It reports false if that did not happen within settleLimit (or
+// the process could not be read).
+func settle(ctx context.Context, pid int) bool {
+	const window = 250 * time.Millisecond
+	cpu, err := procstat.CPU(pid)
+	if err != nil {
+		return false
+	}
+	mem, err := procstat.Memory(pid)
+	if err != nil {
+		return false
+	}
+	for deadline := time.Now().Add(settleLimit); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(window):
+		}
+		cpu2, err := procstat.CPU(pid)
+		if err != nil {
+			return false
+		}
+		mem2, err := procstat.Memory(pid)
+		if err != nil {
+			return false
+		}
+		grew := int64(mem2.RSS) - int64(mem.RSS)
+		if cpu2-cpu <= 10*time.Millisecond && grew < 256<<10 && grew > -256<<10 {
+			return true
+		}
+		cpu, mem = cpu2, mem2
+	}
+	return false
 }

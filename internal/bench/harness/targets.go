@@ -157,16 +157,25 @@ func (e *env) setStreamDelay(ctx context.Context, d time.Duration) error {
 
 // proxyEnv is the configuration every llm-proxy process shares: features on.
 func (e *env) proxyEnv() []string {
-	return []string{
-		"ENCRYPTION_KEY=" + e.encKey,
-		"MANAGEMENT_TOKEN=" + e.mgmtToken,
-		"API_CONFIG_PATH=" + e.apiConfig,
+	return append(e.runtimeEnv(),
+		"ENCRYPTION_KEY="+e.encKey,
+		"MANAGEMENT_TOKEN="+e.mgmtToken,
+		"API_CONFIG_PATH="+e.apiConfig,
 		"HTTP_CACHE_ENABLED=true",
 		"ENABLE_METRICS=true",
-		"LOG_LEVEL=" + e.o.TargetLogLevel,
+		"LOG_LEVEL="+e.o.TargetLogLevel,
 		"LOG_FORMAT=json",
 		"ADMIN_UI_ENABLED=false",
+	)
+}
+
+// runtimeEnv is the Go runtime settings of every proxy process: none,
+// unless the run asks for GC traces.
+func (e *env) runtimeEnv() []string {
+	if e.o.GCTrace {
+		return []string{"GODEBUG=gctrace=1"}
 	}
+	return nil
 }
 
 func (e *env) newTarget(name string) *target {
@@ -181,7 +190,7 @@ func (e *env) newTarget(name string) *target {
 				return err
 			}
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
-			p, err := startProc("bareproxy", e.bins["bareproxy"], []string{"-addr", addr, "-upstream", e.upstreamURL}, nil, e.dir)
+			p, err := startProc("bareproxy", e.bins["bareproxy"], []string{"-addr", addr, "-upstream", e.upstreamURL}, e.runtimeEnv(), e.dir)
 			if err != nil {
 				return err
 			}

@@ -66,6 +66,7 @@ func run() error {
 	flag.StringVar(&o.RedisAddr, "redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for the function target (keys under a unique prefix, deleted afterwards)")
 	flag.StringVar(&o.TargetLogLevel, "log-level", "info", "LOG_LEVEL of the llm-proxy processes (info: one access log line per request, as in production)")
 	flag.BoolVar(&o.KeepTemp, "keep", false, "keep the temporary directory (binaries, process logs)")
+	flag.BoolVar(&o.GCTrace, "gctrace", false, "run the proxies with GODEBUG=gctrace=1 (GC cycles in their logs; with -keep)")
 	flag.StringVar(&o.ProfileDir, "perf", "", "directory for Linux perf CPU profiles of the proxies during each measured run (perf report -i <file>)")
 	out := flag.String("out", "bench-results", "directory for latest.json and latest.md")
 	timeout := flag.Duration("timeout", 15*time.Minute, "bound on the whole run")
