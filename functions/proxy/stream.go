@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -39,146 +40,167 @@ func (streamCopyBuffers) Put(b []byte) {
 }
 
 // relay is the body of a streamed (SSE) upstream response as the client
-// sees it. A goroutine (pump) only reads upstream and queues the bytes;
-// Read, on the goroutine that serves the request, splits them into events,
-// reads usage and completion text from them, drops the usage-only chunk the
-// proxy asked for, and hands whole events to the reverse proxy, which copies
-// and flushes them at once. While upstream is idle, Read emits
-// ": keep-alive" comments (always between events). An upstream failure
-// mid-stream ends the stream cleanly with an OpenAI-shaped error event.
+// sees it. Read reads upstream straight into the reverse proxy's copy
+// buffer, splits the bytes into events, reads usage and completion text from
+// them, drops the usage-only chunk the proxy asked for, and hands whole
+// events back, which the reverse proxy writes and flushes at once. While
+// upstream is idle, a timer writes ": keep-alive" comments (always between
+// events) through the writer the reverse proxy writes to. An upstream
+// failure mid-stream ends the stream cleanly with an OpenAI-shaped error
+// event.
 //
-// The work is split this way for memory: an open stream costs one more
-// goroutine than a bare reverse proxy, and that goroutine does nothing but
-// wait in a read, so its stack stays at its smallest size; the parsing and
-// JSON work runs on the request's goroutine, whose stack the handler chain
-// has already grown.
+// An open stream thus costs no goroutine and no buffer beyond those of a
+// bare reverse proxy: the one waiting for upstream is the request's own.
 type relay struct {
-	ctx       context.Context
-	src       io.ReadCloser
-	chunks    chan []byte // upstream bytes, in order; closed when pump ends
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	keepAlive time.Duration
-	timer     *time.Timer
+	ctx  context.Context
+	src  io.ReadCloser
+	acc  *usage.Stream
+	keep int64
 
-	// Written by pump before it closes chunks (read after that).
-	clean  bool   // upstream ended with EOF
-	failed bool   // upstream failed while the client was still there
-	unsent []byte // bytes read but not queued when the stream was stopped
-
-	// Used by Read (and Close) only.
 	parser      *usage.Parser
 	emitFn      func(raw []byte, ev usage.Event)
 	strip       bool
-	passthrough bool   // an event was too large to parse: bytes pass as they are
-	out         []byte // events of the last chunk, as the client gets them
-	pending     []byte // what Read has still to hand out
+	passthrough bool    // an event was too large to parse: bytes pass as they are
+	out         *[]byte // pooled: the events of the last read, as the client gets them
+	pending     []byte  // what Read has still to hand out
 	ended       bool
-	discard     bool // Close accounts for bytes the client will not get
+
+	// Keep-alives. mu orders the timer's writes with Read: the timer writes
+	// only while Read waits for upstream, when the reverse proxy does not
+	// write.
+	client    *streamWriter // nil: no keep-alives
+	keepAlive time.Duration
+	timer     *time.Timer
+	mu        sync.Mutex
+	armed     bool      // a Read call is under way
+	waiting   bool      // Read waits for upstream
+	due       bool      // the interval passed while Read was not waiting
+	deadline  time.Time // when the next keep-alive is due
+	clientErr error     // a keep-alive write failed
+	closed    bool
 
 	// Read after Close.
-	acc      *usage.Stream
+	clean    bool // upstream ended with EOF
 	kept     []byte
-	keep     int64
 	truncate bool
-
-	closeOnce sync.Once
 }
 
 func newRelay(ctx context.Context, src io.ReadCloser, st *state, cfg config.Proxy) *relay {
 	r := &relay{
-		ctx: ctx, src: src, chunks: make(chan []byte, 16), stop: make(chan struct{}),
-		keepAlive: cfg.StreamKeepAlive, acc: usage.NewStream(0),
+		ctx: ctx, src: src, acc: usage.NewStream(0),
 		parser: usage.NewParser(maxEvent), strip: st.stripUsage,
+		client: st.client, keepAlive: cfg.StreamKeepAlive,
 	}
 	r.emitFn = r.emit
 	if cfg.CaptureBodies {
 		r.keep = cfg.MaxResponseBodyCapture
 	}
-	r.wg.Add(1)
-	go r.pump()
 	return r
 }
 
-// pumpReadSize is pump's read buffer: one read takes a typical event whole
-// (larger events arrive in several reads and are joined by the parser).
-const pumpReadSize = 2 << 10
+// Read returns whole events as upstream completes them, reading upstream
+// into p.
+func (r *relay) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(r.pending) == 0 {
+		if err := r.fill(p); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	if len(r.pending) == 0 {
+		r.releaseOut()
+	}
+	return n, nil
+}
 
-// pump reads upstream until EOF, error, or Close, and queues what it read.
-func (r *relay) pump() {
-	defer r.wg.Done()
-	defer close(r.chunks)
-	buf := make([]byte, pumpReadSize)
-	for {
-		n, err := r.src.Read(buf)
+// fill reads upstream until something is pending: events, the end of the
+// stream, or a keep-alive comment that fell due while Read was not waiting.
+func (r *relay) fill(p []byte) error {
+	r.arm()
+	defer r.disarm()
+	for len(r.pending) == 0 {
+		if r.ended {
+			return io.EOF
+		}
+		if r.takeDue() {
+			r.pending = keepAlive
+			return nil
+		}
+		r.setWaiting(true)
+		n, err := r.src.Read(p)
+		if kerr := r.setWaiting(false); kerr != nil {
+			return kerr
+		}
 		if n > 0 {
-			b := bytes.Clone(buf[:n])
-			select {
-			case r.chunks <- b:
-			case <-r.stop:
-				r.unsent = b
-				return
-			case <-r.ctx.Done():
-				r.unsent = b
-				return
-			}
+			r.process(p[:n])
 		}
 		if err != nil {
-			r.clean = err == io.EOF
-			r.failed = err != io.EOF && r.ctx.Err() == nil
-			return
+			if r.ctx.Err() != nil {
+				return r.ctx.Err() // the client went away
+			}
+			r.end(err)
 		}
 	}
+	return nil
 }
 
-// process parses one chunk from upstream; the events it completes become
-// pending.
+// process parses the bytes upstream sent; the events they complete become
+// pending. b may be overwritten afterwards.
 func (r *relay) process(b []byte) {
 	if r.passthrough {
-		r.capture(b)
-		r.pending = b
+		r.emitOut(b)
 		return
 	}
-	if cap(r.out) > maxKeptOut {
-		r.out = nil // an unusually large burst: do not keep its buffer
-	}
-	r.out = r.out[:0]
+	r.takeOut()
 	if err := r.parser.Feed(b, r.emitFn); err != nil {
 		r.passthrough = true
-		r.out = append(r.out, r.parser.Pending()...)
+		*r.out = append(*r.out, r.parser.Pending()...)
 	}
-	r.capture(r.out)
-	r.pending = r.out
+	r.capture(*r.out)
+	r.pending = *r.out
 }
 
-// maxKeptOut bounds the output buffer a relay keeps between chunks.
-const maxKeptOut = 64 << 10
+// emitOut makes a copy of b pending.
+func (r *relay) emitOut(b []byte) {
+	r.takeOut()
+	*r.out = append(*r.out, b...)
+	r.capture(*r.out)
+	r.pending = *r.out
+}
 
 // end makes the rest pending once upstream is done: an incomplete last
 // event as it came, and the error event if upstream failed.
-func (r *relay) end() {
+func (r *relay) end(err error) {
 	r.ended = true
-	r.out = r.out[:0]
+	r.clean = err == io.EOF
+	var rest []byte
 	if !r.passthrough {
-		r.out = append(r.out, r.parser.Pending()...)
+		rest = r.parser.Pending()
 	}
-	if r.failed {
-		r.out = append(r.out, interruptedEvent()...)
+	if !r.clean {
+		rest = append(rest, interruptedEvent()...)
 	}
-	r.capture(r.out)
-	r.pending = r.out
+	if len(rest) == 0 {
+		return
+	}
+	if len(r.pending) > 0 {
+		*r.out = append(*r.out, rest...) // pending is *r.out
+		r.capture(rest)
+		r.pending = *r.out
+		return
+	}
+	r.emitOut(rest)
 }
 
 // emit handles one complete event.
 func (r *relay) emit(raw []byte, ev usage.Event) {
-	if r.discard {
-		if ev.HasData {
-			r.acc.Observe(ev.Data)
-		}
-		return
-	}
+	out := r.out
 	if !ev.HasData {
-		r.out = append(r.out, raw...)
+		*out = append(*out, raw...)
 		return
 	}
 	if r.acc.Observe(ev.Data) && r.strip {
@@ -186,14 +208,140 @@ func (r *relay) emit(raw []byte, ev usage.Event) {
 	}
 	if r.strip && bytes.Contains(ev.Data, nullUsage) {
 		if data, ok := withoutNullUsage(ev.Data); ok && bytes.HasPrefix(raw, dataPrefix) && bytes.Count(raw, []byte("data:")) == 1 {
-			r.out = append(r.out, dataPrefix...)
-			r.out = append(r.out, data...)
-			r.out = append(r.out, '\n', '\n')
+			*out = append(*out, dataPrefix...)
+			*out = append(*out, data...)
+			*out = append(*out, '\n', '\n')
 			return
 		}
 	}
-	r.out = append(r.out, raw...)
+	*out = append(*out, raw...)
 }
+
+// outBuffers pools the buffers events are put together in between an
+// upstream read and the copy into the reverse proxy's buffer.
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, streamCopySize); return &b }}
+
+func (r *relay) takeOut() {
+	if r.out == nil {
+		r.out = outBuffers.Get().(*[]byte)
+	}
+	*r.out = (*r.out)[:0]
+}
+
+func (r *relay) releaseOut() {
+	if r.out != nil {
+		if cap(*r.out) <= 64<<10 {
+			outBuffers.Put(r.out)
+		}
+		r.out = nil
+	}
+	r.pending = nil
+}
+
+// arm starts the keep-alive interval of a Read call.
+func (r *relay) arm() {
+	if r.client == nil || r.keepAlive <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.armed, r.due = true, false
+	r.deadline = time.Now().Add(r.keepAlive)
+	if r.timer == nil {
+		r.timer = time.AfterFunc(r.keepAlive, r.keepAliveDue)
+	} else {
+		r.timer.Reset(r.keepAlive)
+	}
+}
+
+// disarm ends a Read call: an interval that passes until the next one
+// brings no keep-alive.
+func (r *relay) disarm() {
+	if r.timer == nil {
+		return
+	}
+	r.mu.Lock()
+	r.armed = false
+	r.mu.Unlock()
+}
+
+// setWaiting marks Read as waiting for upstream or not; when it stops
+// waiting it reports a failed keep-alive write.
+func (r *relay) setWaiting(w bool) error {
+	if r.timer == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiting = w
+	return r.clientErr
+}
+
+func (r *relay) takeDue() bool {
+	if r.timer == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	due := r.due
+	r.due = false
+	return due
+}
+
+// keepAliveDue runs on the timer: it writes a keep-alive comment when the
+// interval has passed while Read waits for upstream.
+func (r *relay) keepAliveDue() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || !r.armed || r.clientErr != nil {
+		return
+	}
+	if d := time.Until(r.deadline); d > 0 {
+		r.timer.Reset(d) // a run of the timer that an arm overtook
+		return
+	}
+	if !r.waiting {
+		r.due = true // Read hands it out before it waits again
+		return
+	}
+	if _, err := r.client.Write(keepAlive); err != nil {
+		r.clientErr = err
+		return
+	}
+	if err := r.client.FlushError(); err != nil {
+		r.clientErr = err
+		return
+	}
+	r.deadline = time.Now().Add(r.keepAlive)
+	r.timer.Reset(r.keepAlive)
+}
+
+// streamWriter is what the reverse proxy writes a response to; relay
+// keep-alives are written through it too. Its lock keeps a write from
+// meeting the reverse proxy's own delayed flush.
+type streamWriter struct {
+	http.ResponseWriter
+	mu sync.Mutex
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ResponseWriter.Write(b)
+}
+
+// FlushError flushes the client connection (http.ResponseController).
+func (w *streamWriter) FlushError() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (w *streamWriter) Flush() { _ = w.FlushError() }
+
+// Unwrap lets http.ResponseController reach the writers below.
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var (
 	nullUsage  = []byte(`"usage":null`)
@@ -251,92 +399,21 @@ func (r *relay) capture(b []byte) {
 	r.kept = append(r.kept, b...)
 }
 
-// Read returns whole events as they arrive, or a keep-alive comment after
-// an idle interval. Events already queued are copied in the same call, so a
-// burst reaches the client in one write.
-func (r *relay) Read(p []byte) (int, error) {
-	if len(r.pending) == 0 {
-		if err := r.wait(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, r.pending)
-	r.pending = r.pending[n:]
-	for n < len(p) && len(r.pending) == 0 {
-		select {
-		case b, ok := <-r.chunks:
-			if !ok {
-				return n, nil // the rest on the next call
-			}
-			r.process(b)
-			k := copy(p[n:], r.pending)
-			n, r.pending = n+k, r.pending[k:]
-		default:
-			return n, nil
-		}
-	}
-	return n, nil
-}
-
-// wait blocks until something is pending: events, the end of the stream, or
-// a keep-alive comment when upstream has sent no complete event for the
-// keep-alive interval.
-func (r *relay) wait() error {
-	var tick <-chan time.Time
-	if r.keepAlive > 0 {
-		if r.timer == nil {
-			r.timer = time.NewTimer(r.keepAlive)
-		} else {
-			r.timer.Reset(r.keepAlive)
-		}
-		tick = r.timer.C
-	}
-	for len(r.pending) == 0 {
-		select {
-		case b, ok := <-r.chunks:
-			if !ok {
-				if r.ended {
-					return io.EOF
-				}
-				r.end()
-				continue
-			}
-			r.process(b)
-		case <-tick:
-			r.pending = keepAlive
-		case <-r.ctx.Done():
-			return r.ctx.Err()
-		}
-	}
-	return nil
-}
-
-// Close stops the reader goroutine and closes upstream; afterwards the
-// accumulated usage may be read. Bytes upstream sent that the client did not
-// get still count for usage.
+// Close closes upstream and stops the keep-alives; afterwards the
+// accumulated usage may be read.
 func (r *relay) Close() error {
-	var err error
-	r.closeOnce.Do(func() {
-		close(r.stop)
-		err = r.src.Close()
-		r.wg.Wait()
-		if r.timer != nil {
-			r.timer.Stop()
-		}
-		if r.passthrough || r.ended {
-			return
-		}
-		r.discard = true
-		for b := range r.chunks {
-			if r.parser.Feed(b, r.emitFn) != nil {
-				return
-			}
-		}
-		if r.unsent != nil {
-			_ = r.parser.Feed(r.unsent, r.emitFn)
-		}
-	})
-	return err
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.releaseOut()
+	return r.src.Close()
 }
 
 // interrupted reports whether the stream ended before upstream finished.

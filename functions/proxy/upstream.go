@@ -61,17 +61,31 @@ func newTransport(cfg config.Proxy, api *apiconfig.Provider) *http.Transport {
 // it, and one more read for response headers that do.
 const upstreamBufferSize = 2 << 10
 
-// streamProxy returns rp for streamed requests: the same reverse proxy
-// copying with small pooled buffers (streamCopyBuffers) instead of 32 KiB
-// ones, wrapped by the cache layer when there is one.
+// upstreamHandler returns rp, wrapped by the cache layer when there is
+// one, writing through a streamWriter that the request's state keeps: the
+// keep-alive comments of a stream are written through it, between the
+// reverse proxy's own writes.
+func upstreamHandler(rp http.Handler, cache func(http.Handler) http.Handler) http.Handler {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &streamWriter{ResponseWriter: w}
+		if st := stateFrom(r.Context()); st != nil {
+			st.client = sw
+		}
+		rp.ServeHTTP(sw, r)
+	})
+	if cache != nil {
+		h = cache(h)
+	}
+	return h
+}
+
+// streamProxy is upstreamHandler for streamed requests: the same reverse
+// proxy copying with small pooled buffers (streamCopyBuffers) instead of
+// 32 KiB ones.
 func streamProxy(rp *httputil.ReverseProxy, cache func(http.Handler) http.Handler) http.Handler {
 	s := *rp
 	s.BufferPool = streamCopyBuffers{}
-	s.FlushInterval = -1 // every chunk leaves at once, whatever its content type
-	if cache != nil {
-		return cache(&s)
-	}
-	return &s
+	return upstreamHandler(&s, cache)
 }
 
 // forwardHeaders are the request headers that reach upstream; everything
