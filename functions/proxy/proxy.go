@@ -156,10 +156,7 @@ func New(deps Deps) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	p.upstream = rp
-	if deps.Cache != nil {
-		p.upstream = deps.Cache(rp)
-	}
+	p.upstream = upstreamHandler(rp, deps.Cache)
 	p.streamUpstream = streamProxy(rp, deps.Cache)
 	return p, nil
 }
@@ -190,6 +187,7 @@ type state struct {
 	fields     usage.Fields // the body's members token counting reads
 	responded  bool         // upstream answered (ModifyResponse ran)
 	stream     *relay
+	client     *streamWriter // what the reverse proxy writes to (stream keep-alives too)
 	capture    *capture
 	origin     string
 }
