@@ -15,8 +15,8 @@ func TestOptionsFollowConfiguration(t *testing.T) {
 		o.DialTimeout != 750*time.Millisecond || o.ReadTimeout != 750*time.Millisecond || o.WriteTimeout != 750*time.Millisecond {
 		t.Fatalf("options %+v do not follow the configuration", o)
 	}
-	if o.PoolSize != PoolSize || o.Protocol != 2 {
-		t.Fatalf("pool %d protocol %d, want %d and RESP2", o.PoolSize, o.Protocol, PoolSize)
+	if o.PoolSize != PoolSize || o.Protocol != 2 || o.ReadBufferSize != 4<<10 || o.WriteBufferSize != 4<<10 {
+		t.Fatalf("pool %d protocol %d buffers %d/%d, want %d, RESP2 and 4 KiB", o.PoolSize, o.Protocol, o.ReadBufferSize, o.WriteBufferSize, PoolSize)
 	}
 	if New(config.Redis{}) != nil {
 		t.Fatal("New without REDIS_ADDR returned a client")
