@@ -118,4 +118,3 @@ func canonObject(out, raw []byte, depth int) ([]byte, error) {
 	}
 	return out, nil
 }
-
