@@ -62,25 +62,26 @@ func (f *Fields) Set(key string, raw json.RawMessage) {
 	}
 }
 
-// FieldsOf decodes the members of a JSON object body; ok is false when the
-// body is not one.
+// FieldsOf splits the members of a JSON object body with Set; ok is false
+// when the body is not one.
 func FieldsOf(body []byte) (f Fields, ok bool) {
-	var r struct {
-		Model               json.RawMessage `json:"model"`
-		Messages            json.RawMessage `json:"messages"`
-		Prompt              json.RawMessage `json:"prompt"`
-		Input               json.RawMessage `json:"input"`
-		Instructions        json.RawMessage `json:"instructions"`
-		Tools               json.RawMessage `json:"tools"`
-		MaxTokens           json.RawMessage `json:"max_tokens"`
-		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
-		MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
-		N                   json.RawMessage `json:"n"`
-	}
-	if json.Unmarshal(body, &r) != nil {
+	err := jsonscan.Members(body, func(k, v []byte) error {
+		f.Set(string(k), v)
+		return nil
+	})
+	if err != nil {
 		return Fields{}, false
 	}
-	return Fields(r), true
+	return f, true
+}
+
+// optionalString decodes a member that must be a string when present: ""
+// when absent or null, ok false when it is something else.
+func optionalString(raw json.RawMessage) (string, bool) {
+	if !present(raw) {
+		return "", true
+	}
+	return jsonscan.String(raw)
 }
 
 // present reports whether a member is there and not null (json.Unmarshal
@@ -105,22 +106,16 @@ func (c *Counter) PromptTokens(model string, body []byte) int64 {
 // member of the wrong type (e.g. messages that are not an array) counts 0,
 // as an unparsable body does.
 func (c *Counter) PromptTokensOf(model string, f Fields) int64 {
-	var instructions string
-	if present(f.Instructions) {
-		s, ok := jsonscan.String(f.Instructions)
-		if !ok {
-			return 0
-		}
-		instructions = s
+	instructions, ok := optionalString(f.Instructions)
+	if !ok {
+		return 0
 	}
-	if present(f.Model) {
-		m, ok := jsonscan.String(f.Model)
-		if !ok {
-			return 0
-		}
-		if model == "" {
-			model = m
-		}
+	reqModel, ok := optionalString(f.Model)
+	if !ok {
+		return 0
+	}
+	if model == "" {
+		model = reqModel
 	}
 	var n int64
 	if present(f.Messages) {
