@@ -259,38 +259,52 @@ func readChunk(data []byte) (c chunk, ok bool) {
 	return c, true
 }
 
-// appendChoiceText appends a streamed choice's text: completions' text,
-// chat's delta content, refusal, reasoning and tool-call name/arguments.
+// appendChoiceText appends a streamed choice's text: completions' text and
+// the delta's.
 func appendChoiceText(texts []string, choice []byte) []string {
 	_ = jsonscan.Members(choice, func(k, v []byte) error {
 		switch string(k) {
 		case "text":
 			texts = appendString(texts, v)
 		case "delta":
-			_ = jsonscan.Members(v, func(k, v []byte) error {
-				switch string(k) {
-				case "content", "refusal", "reasoning_content":
-					texts = appendString(texts, v)
-				case "tool_calls":
-					_ = jsonscan.Elements(v, func(call []byte) error {
-						_ = jsonscan.Members(call, func(k, v []byte) error {
-							if string(k) == "function" {
-								_ = jsonscan.Members(v, func(k, v []byte) error {
-									if string(k) == "name" || string(k) == "arguments" {
-										texts = appendString(texts, v)
-									}
-									return nil
-								})
-							}
-							return nil
-						})
-						return nil
-					})
-				}
+			texts = appendDeltaText(texts, v)
+		}
+		return nil
+	})
+	return texts
+}
+
+// appendDeltaText appends a chat delta's content, refusal, reasoning and
+// tool-call names and arguments.
+func appendDeltaText(texts []string, delta []byte) []string {
+	_ = jsonscan.Members(delta, func(k, v []byte) error {
+		switch string(k) {
+		case "content", "refusal", "reasoning_content":
+			texts = appendString(texts, v)
+		case "tool_calls":
+			_ = jsonscan.Elements(v, func(call []byte) error {
+				texts = appendToolCallText(texts, call)
 				return nil
 			})
 		}
 		return nil
+	})
+	return texts
+}
+
+// appendToolCallText appends a streamed tool call's function name and
+// arguments.
+func appendToolCallText(texts []string, call []byte) []string {
+	_ = jsonscan.Members(call, func(k, v []byte) error {
+		if string(k) != "function" {
+			return nil
+		}
+		return jsonscan.Members(v, func(k, v []byte) error {
+			if string(k) == "name" || string(k) == "arguments" {
+				texts = appendString(texts, v)
+			}
+			return nil
+		})
 	})
 	return texts
 }
