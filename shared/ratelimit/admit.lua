@@ -12,6 +12,10 @@
 -- then per window: limit, bucket ms, buckets, amount, enforced (1/0)
 -- Returns {allowed, quota, now, then per window: total, refuse, retry ms, reset ms, bucket}
 
+-- Numbers go to redis.call as strings made with %d: Redis 7.0 converts a
+-- number argument with %.17g, which costs more than the call itself.
+local function str(n) return string.format('%d', n) end
+
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')
@@ -29,12 +33,12 @@ local n = tonumber(ARGV[2])
 -- w, the current bucket's value, and l (nil: the key does not exist).
 local function load(key, bms, nb)
   local cur = math.floor(now / bms)
-  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', cur)
+  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', str(cur))
   local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
   local curv = tonumber(st[5]) or 0
   if l and l > cur then -- a caller with a clock behind: keep the newest bucket
     cur = l
-    curv = tonumber(redis.call('HGET', key, cur)) or 0
+    curv = tonumber(redis.call('HGET', key, str(cur))) or 0
   end
   local first = cur - nb
   if o == nil then return 0, cur, first, -1, 0, nil end
@@ -43,10 +47,10 @@ local function load(key, bms, nb)
     return 0, cur, first, -1, 0, nil
   end
   for i = o, first - 1 do
-    local v = tonumber(redis.call('HGET', key, i))
+    local v = tonumber(redis.call('HGET', key, str(i)))
     if v then
       total = total - v
-      redis.call('HDEL', key, i)
+      redis.call('HDEL', key, str(i))
     end
   end
   if total < 0 then total = 0 end
@@ -74,7 +78,7 @@ for i = 1, n do
       local need, freed = total + amount - limit, 0
       s.retry = nb * bms
       for b = first, cur do
-        freed = freed + (tonumber(redis.call('HGET', key, b)) or 0)
+        freed = freed + (tonumber(redis.call('HGET', key, str(b))) or 0)
         if freed >= need then
           s.retry = (b + nb + 1) * bms - now
           break
@@ -94,9 +98,9 @@ if lmax > 0 then
   if seeded then c = seed end
   quota = c >= lmax
   if quota or refused then
-    if seeded then redis.call('SET', lkey, c, 'PX', ARGV[5]) end
+    if seeded then redis.call('SET', lkey, str(c), 'PX', ARGV[5]) end
   else
-    redis.call('SET', lkey, c + 1, 'PX', ARGV[5]) -- counted and its TTL renewed in one call
+    redis.call('SET', lkey, str(c + 1), 'PX', ARGV[5]) -- counted and its TTL renewed in one call
   end
 end
 
@@ -113,14 +117,14 @@ for i = 1, n do
   if allowed and s.amount > 0 then
     s.total = s.total + s.amount
     s.w = s.cur
-    redis.call('HSET', s.key, 't', s.total, 'o', s.first, 'l', s.cur, 'w', s.w, s.cur, s.curv + s.amount)
+    redis.call('HSET', s.key, 't', str(s.total), 'o', str(s.first), 'l', str(s.cur), 'w', str(s.w), str(s.cur), str(s.curv + s.amount))
   elseif s.l ~= nil then -- the key exists: record the eviction and the newest bucket
-    redis.call('HSET', s.key, 't', s.total, 'o', s.first, 'l', s.cur, 'w', s.w)
+    redis.call('HSET', s.key, 't', str(s.total), 'o', str(s.first), 'l', str(s.cur), 'w', str(s.w))
   else
     written = false
   end
   if written and s.l ~= s.cur then
-    redis.call('PEXPIRE', s.key, (s.nb + 2) * s.bms)
+    redis.call('PEXPIRE', s.key, str((s.nb + 2) * s.bms))
   end
   local reset = 0
   if s.total > 0 and s.w >= s.first then reset = (s.w + s.nb + 1) * s.bms - now end

@@ -8,6 +8,10 @@
 -- then per window: bucket ms, buckets, bucket the reservation was charged to
 -- Returns 1 when applied, 0 when already settled (or expired).
 
+-- Numbers go to redis.call as strings made with %d: Redis 7.0 converts a
+-- number argument with %.17g, which costs more than the call itself.
+local function str(n) return string.format('%d', n) end
+
 local n = tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
 local now = tonumber(ARGV[1])
@@ -24,15 +28,16 @@ if delta == 0 then return 1 end
 for i = 1, n do
   local a = 4 + (i - 1) * 3
   local bms, nb, b = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local bf = ARGV[a + 3] -- the bucket as a field name, as Go sent it
   local key = KEYS[i]
   local cur = math.floor(now / bms)
-  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', cur, b)
+  local st = redis.call('HMGET', key, 't', 'o', 'l', 'w', str(cur), bf)
   local total, o, l, w = tonumber(st[1]) or 0, tonumber(st[2]), tonumber(st[3]), tonumber(st[4]) or -1
   local curv, bv = tonumber(st[5]) or 0, tonumber(st[6]) or 0
   if o ~= nil or delta > 0 then -- nothing to give back to a key that expired
     if l and l > cur then
       cur = l
-      curv = tonumber(redis.call('HGET', key, cur)) or 0
+      curv = tonumber(redis.call('HGET', key, str(cur))) or 0
     end
     local first = cur - nb
     if o ~= nil and l < first then
@@ -40,10 +45,10 @@ for i = 1, n do
       total, o, l, w, curv = 0, nil, nil, -1, 0
     elseif o ~= nil then
       for j = o, first - 1 do
-        local v = tonumber(redis.call('HGET', key, j))
+        local v = tonumber(redis.call('HGET', key, str(j)))
         if v then
           total = total - v
-          redis.call('HDEL', key, j)
+          redis.call('HDEL', key, str(j))
         end
       end
     end
@@ -64,12 +69,12 @@ for i = 1, n do
     if total < 0 then total = 0 end
     if o ~= nil or delta > 0 then
       if field ~= nil then
-        redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w, field, value)
+        redis.call('HSET', key, 't', str(total), 'o', str(first), 'l', str(cur), 'w', str(w), str(field), str(value))
       else
-        redis.call('HSET', key, 't', total, 'o', first, 'l', cur, 'w', w)
+        redis.call('HSET', key, 't', str(total), 'o', str(first), 'l', str(cur), 'w', str(w))
       end
       if l ~= cur then
-        redis.call('PEXPIRE', key, (nb + 2) * bms)
+        redis.call('PEXPIRE', key, str((nb + 2) * bms))
       end
     end
   end
