@@ -62,6 +62,7 @@ type Emitter struct {
 	mu     sync.RWMutex // held for reading while enqueueing; Close takes it to flip closed
 	closed bool
 	q      chan item
+	full   chan struct{} // a batch is queued: run sends it before FlushInterval
 	stop   chan struct{}
 	done   chan struct{}
 	ctx    context.Context // canceled when Close gives up
@@ -108,6 +109,7 @@ func NewEmitter(pub Publisher, opts EmitterOptions, log *slog.Logger) *Emitter {
 	e := &Emitter{
 		pub: pub, opts: opts, log: log,
 		q:    make(chan item, opts.BufferSize),
+		full: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		ctx:  ctx, cancel: cancel,
@@ -195,6 +197,12 @@ func (e *Emitter) enqueue(it *item) error {
 	select {
 	case e.q <- *it:
 		e.mu.RUnlock()
+		if len(e.q) >= e.opts.BatchSize-1 { // with the one run holds: a batch
+			select {
+			case e.full <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	default:
 		e.mu.RUnlock()
@@ -248,6 +256,11 @@ func (e *Emitter) Close(ctx context.Context) error {
 	}
 }
 
+// run sends the queue in batches. It wakes once for the first event of a
+// batch and once when the batch is due (FlushInterval passed, or senders
+// signal a full batch), not once per event: the events wait in the queue,
+// and waking a parked goroutine per request costs more CPU than building
+// its event.
 func (e *Emitter) run() {
 	defer close(e.done)
 	batch := make([]event.Event, 0, e.opts.BatchSize)
@@ -262,38 +275,37 @@ func (e *Emitter) run() {
 		}
 		stopping := false
 		if e.opts.FlushInterval > 0 {
-			if timer == nil {
-				timer = time.NewTimer(e.opts.FlushInterval)
-			} else {
-				timer.Reset(e.opts.FlushInterval)
+			select { // a signal left from an earlier batch
+			case <-e.full:
+			default:
 			}
-		fill:
-			for len(batch) < e.opts.BatchSize {
+			if len(batch)+len(e.q) < e.opts.BatchSize {
+				if timer == nil {
+					timer = time.NewTimer(e.opts.FlushInterval)
+				} else {
+					timer.Reset(e.opts.FlushInterval)
+				}
 				select {
-				case it := <-e.q:
-					batch = e.add(batch, &it)
 				case <-timer.C:
-					break fill
+				case <-e.full:
 				case <-e.stop:
 					stopping = true
-					break fill
 				}
-			}
-			timer.Stop()
-		} else {
-		greedy:
-			for len(batch) < e.opts.BatchSize {
-				select {
-				case it := <-e.q:
-					batch = e.add(batch, &it)
-				default:
-					break greedy
-				}
+				timer.Stop()
 			}
 		}
 		if stopping {
 			e.drainAndExit(batch)
 			return
+		}
+	fill:
+		for len(batch) < e.opts.BatchSize {
+			select {
+			case it := <-e.q:
+				batch = e.add(batch, &it)
+			default:
+				break fill
+			}
 		}
 		e.send(batch)
 		batch = batch[:0]

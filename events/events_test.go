@@ -205,6 +205,57 @@ func TestEmitterPublishesAndDrainsOnClose(t *testing.T) {
 	}
 }
 
+// The emitter lets a batch fill in its queue: a full batch goes out at once
+// (well before FlushInterval), a partial one when FlushInterval has passed
+// since its first event, and what is queued at Close is drained.
+func TestEmitterBatchesByCountAndInterval(t *testing.T) {
+	waitFor := func(t *testing.T, pub *recordingPublisher, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(pub.events()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("published %d events, want %d", len(pub.events()), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	batches := func(pub *recordingPublisher) int {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return pub.batches
+	}
+
+	t.Run("full batches do not wait for the interval", func(t *testing.T) {
+		pub := &recordingPublisher{}
+		e := NewEmitter(pub, EmitterOptions{BatchSize: 10, FlushInterval: time.Hour}, nil)
+		for i := range 25 {
+			e.RequestCompleted(sampleInfo(fmt.Sprintf("r%d", i)))
+		}
+		waitFor(t, pub, 20)
+		if got := len(pub.events()); got != 20 || batches(pub) != 2 {
+			t.Fatalf("before Close: %d events in %d batches, want 20 in 2 (the last 5 wait for the interval)", got, batches(pub))
+		}
+		if err := e.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(pub.events()); got != 25 || batches(pub) != 3 {
+			t.Fatalf("after Close: %d events in %d batches, want 25 in 3", got, batches(pub))
+		}
+	})
+	t.Run("a partial batch goes out after the interval", func(t *testing.T) {
+		pub := &recordingPublisher{}
+		e := NewEmitter(pub, EmitterOptions{BatchSize: 100, FlushInterval: 20 * time.Millisecond}, nil)
+		defer e.Close(context.Background())
+		for i := range 3 {
+			e.RequestCompleted(sampleInfo(fmt.Sprintf("r%d", i)))
+		}
+		waitFor(t, pub, 3)
+		if b := batches(pub); b < 1 || b > 3 {
+			t.Fatalf("%d batches for 3 events", b)
+		}
+	})
+}
+
 func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 	pub := &recordingPublisher{block: make(chan struct{})}
 	reg := prometheus.NewRegistry()
