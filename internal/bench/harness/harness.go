@@ -44,6 +44,10 @@ type Options struct {
 	PostgresURL    string // server to create the function's database on
 	RedisAddr      string
 	TargetLogLevel string // LOG_LEVEL of the llm-proxy processes (default info: access logs on)
+	// TargetEnv are KEY=VALUE settings added last to the environment of the
+	// llm-proxy processes (serve and the function): what a feature costs is
+	// the difference between a run with and one without it.
+	TargetEnv []string
 	KeepTemp       bool   // keep the temporary directory (binaries, logs, databases)
 	// ProfileDir, when set, receives a Linux perf CPU profile (with call
 	// graphs) of every llm-proxy and bare-proxy process during every

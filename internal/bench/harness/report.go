@@ -76,7 +76,7 @@ func (o Options) summary() map[string]string {
 		"stream_rate": fmt.Sprint(o.StreamRate), "stream_chunks": fmt.Sprint(o.StreamChunks),
 		"slow_streams": fmt.Sprint(o.SlowStreams), "slow_delay": o.SlowDelay.String(),
 		"scenarios": strings.Join(o.Scenarios, ","), "targets": strings.Join(o.Targets, ","),
-		"target_log_level": o.TargetLogLevel,
+		"target_log_level": o.TargetLogLevel, "target_env": strings.Join(o.TargetEnv, " "),
 	}
 }
 

@@ -223,6 +223,12 @@ func (e *env) serveEnv(addr string) []string {
 	)
 }
 
+// withTargetEnv appends the run's -env settings, which win over the
+// defaults (the last setting of a variable is the one a process sees).
+func (e *env) withTargetEnv(env []string) []string {
+	return append(env, e.o.TargetEnv...)
+}
+
 func (e *env) startServe(ctx context.Context, t *target) error {
 	if e.serveDir == "" {
 		e.serveDir = filepath.Join(e.dir, "serve")
@@ -235,7 +241,7 @@ func (e *env) startServe(ctx context.Context, t *target) error {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := startProc("serve", e.bins["llm-proxy"], []string{"serve"}, e.serveEnv(addr), e.dir)
+	p, err := startProc("serve", e.bins["llm-proxy"], []string{"serve"}, e.withTargetEnv(e.serveEnv(addr)), e.dir)
 	if err != nil {
 		return err
 	}
@@ -320,7 +326,7 @@ func (e *env) startFunction(ctx context.Context, t *target) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProc("function", e.bins["proxy"], nil, append(e.functionEnv(), "PORT="+strconv.Itoa(port)), e.dir)
+	p, err := startProc("function", e.bins["proxy"], nil, e.withTargetEnv(append(e.functionEnv(), "PORT="+strconv.Itoa(port))), e.dir)
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,13 @@ func run() error {
 	flag.StringVar(&o.PostgresURL, "postgres", envOr("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL server on which a fresh database is created (and dropped) for the function target")
 	flag.StringVar(&o.RedisAddr, "redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis address for the function target (keys under a unique prefix, deleted afterwards)")
 	flag.StringVar(&o.TargetLogLevel, "log-level", "info", "LOG_LEVEL of the llm-proxy processes (info: one access log line per request, as in production)")
+	flag.Func("env", "KEY=VALUE added to the environment of serve and the function (repeatable; e.g. -env FILE_EVENT_LOG= to price the file dispatcher)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.TargetEnv = append(o.TargetEnv, v)
+		return nil
+	})
 	flag.BoolVar(&o.KeepTemp, "keep", false, "keep the temporary directory (binaries, process logs)")
 	flag.BoolVar(&o.GCTrace, "gctrace", false, "run the proxies with GODEBUG=gctrace=1 (GC cycles in their logs; with -keep)")
 	flag.StringVar(&o.ProfileDir, "perf", "", "directory for Linux perf CPU profiles of the proxies during each measured run (perf report -i <file>)")
