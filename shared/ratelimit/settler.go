@@ -21,6 +21,11 @@ type SettlerOptions struct {
 	Batch int
 	// Timeout bounds one pipeline or one inline settlement (default 2s).
 	Timeout time.Duration
+	// Gather is how long the worker lets settlements gather after the first
+	// one before it sends them (default 2ms; negative: none). Without it,
+	// every request wakes the worker for a pipeline of one; a reservation
+	// held a little longer only makes the limiter more conservative.
+	Gather time.Duration
 	// Log receives settlement failures (nil: discarded).
 	Log *slog.Logger
 }
@@ -60,6 +65,9 @@ func NewSettler(opts SettlerOptions) *Settler {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
+	}
+	if opts.Gather == 0 {
+		opts.Gather = 2 * time.Millisecond
 	}
 	log := opts.Log
 	if log == nil {
@@ -129,6 +137,9 @@ func (s *Settler) run() {
 	batch := make([]settlement, 0, s.opts.Batch)
 	for first := range s.ch {
 		batch = append(batch[:0], first)
+		if s.opts.Gather > 0 && len(s.ch) < s.opts.Batch-1 {
+			time.Sleep(s.opts.Gather)
+		}
 	fill:
 		for len(batch) < s.opts.Batch {
 			select {

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,8 +16,11 @@ import (
 )
 
 // countingHook counts the commands a Redis client sends (pipelined ones
-// one by one) and the round trips (a pipeline is one).
-type countingHook struct{ cmds, trips atomic.Int64 }
+// one by one), the round trips (a pipeline is one), and the round trips
+// that run a script (not those that set up a new connection).
+type countingHook struct{ cmds, trips, scriptTrips atomic.Int64 }
+
+func isScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
 
 func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -24,6 +28,9 @@ func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		h.cmds.Add(1)
 		h.trips.Add(1)
+		if isScript(cmd) {
+			h.scriptTrips.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -32,6 +39,9 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.cmds.Add(int64(len(cmds)))
 		h.trips.Add(1)
+		if slices.ContainsFunc(cmds, isScript) {
+			h.scriptTrips.Add(1)
+		}
 		return next(ctx, cmds)
 	}
 }
@@ -104,6 +114,47 @@ func TestSettlerSettlesInBackground(t *testing.T) {
 	d := mustAdmit(t, l, Request{TokenID: tok, ProjectID: prj, TokenLimits: limits, ReserveTokens: 1})
 	if want := int64(1_000_000 - n/2*10 - 1); d.Tokens.Remaining != want {
 		t.Fatalf("remaining = %d, want %d", d.Tokens.Remaining, want)
+	}
+}
+
+// TestSettlerGathers: settlements that arrive one by one, a few
+// milliseconds apart, while the worker gathers go to Redis in one pipeline;
+// without gathering each would wake the worker for a round trip of its own.
+func TestSettlerGathers(t *testing.T) {
+	t.Parallel()
+	c := newClock(epoch)
+	l, hook := newCountedRedis(t, c.Now)
+	tok, prj := ids()
+	req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 1_000_000}, ReserveTokens: 100}
+	const n = 10
+	res := make([]Reservation, n)
+	for i := range res {
+		res[i] = mustAdmit(t, l, req).Reservation
+	}
+	// The script loaded, as in a process that settled before (a server
+	// that does not know it costs the first settlement a second trip).
+	if err := settleScript.Load(context.Background(), l.client).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gather := range []time.Duration{-1, 500 * time.Millisecond} {
+		before := hook.scriptTrips.Load()
+		s := NewSettler(SettlerOptions{Gather: gather})
+		for _, r := range res {
+			s.Settle(r, 40)
+			time.Sleep(5 * time.Millisecond) // the worker runs in between
+		}
+		closeSettler(t, s)
+		trips := hook.scriptTrips.Load() - before
+		switch {
+		case gather < 0 && trips < n/2:
+			t.Fatalf("without gathering: %d round trips for %d settlements 5 ms apart; the test must see them go one by one", trips, n)
+		case gather > 0 && trips != 1:
+			t.Errorf("gathering %v: %d round trips for %d settlements 5 ms apart, want 1 pipeline", gather, trips, n)
+		}
+		res = res[:0]
+		for range n {
+			res = append(res, mustAdmit(t, l, req).Reservation)
+		}
 	}
 }
 
