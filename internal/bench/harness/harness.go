@@ -48,7 +48,7 @@ type Options struct {
 	// llm-proxy processes (serve and the function): what a feature costs is
 	// the difference between a run with and one without it.
 	TargetEnv []string
-	KeepTemp       bool   // keep the temporary directory (binaries, logs, databases)
+	KeepTemp  bool // keep the temporary directory (binaries, logs, databases)
 	// ProfileDir, when set, receives a Linux perf CPU profile (with call
 	// graphs) of every llm-proxy and bare-proxy process during every
 	// measured load run: perf-<target>-<scenario>-<round>.data.
