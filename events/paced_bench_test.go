@@ -3,11 +3,12 @@ package events
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 )
 
 type discardPublisher struct{}
@@ -25,13 +26,8 @@ func BenchmarkEmitterPaced(b *testing.B) {
 	for i := range infos {
 		infos[i] = fmt.Sprintf("r%d", i)
 	}
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
 	info := sampleInfo("r")
-	start := cpu()
+	start := testenv.ProcessCPU(b)
 	next := time.Now()
 	n := 0
 	for b.Loop() {
@@ -44,5 +40,5 @@ func BenchmarkEmitterPaced(b *testing.B) {
 	if err := e.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64((cpu()-start).Nanoseconds())/float64(n), "cpu-ns/event")
+	b.ReportMetric(float64((testenv.ProcessCPU(b)-start).Nanoseconds())/float64(n), "cpu-ns/event")
 }

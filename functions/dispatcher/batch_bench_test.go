@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/llm-proxy/llm-proxy/events"
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
@@ -44,7 +44,7 @@ func BenchmarkBrokerToFileDispatcher(b *testing.B) {
 					br.Subscribe(events.Trigger{Name: "file", Subscriber: srv.URL, Batch: mode == "batch"})
 				}
 				n := 0
-				cpu0 := cpuTime(b)
+				cpu0 := testenv.ProcessCPU(b)
 				b.ReportAllocs()
 				for b.Loop() {
 					evs := make([]event.Event, size)
@@ -57,19 +57,10 @@ func BenchmarkBrokerToFileDispatcher(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
-				b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(n), "cpu-ns/event")
+				b.ReportMetric(float64((testenv.ProcessCPU(b)-cpu0).Nanoseconds())/float64(n), "cpu-ns/event")
 			})
 		}
 	}
-}
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkEventPathToFile is llm-proxy serve's whole event path per proxied
@@ -93,7 +84,7 @@ func BenchmarkEventPathToFile(b *testing.B) {
 			br.Subscribe(events.Trigger{Name: "file", Deliver: d.DeliverBatch})
 			em := events.NewEmitter(br, events.EmitterOptions{Bodies: bodies, BufferSize: 1 << 16, BatchSize: 100, FlushInterval: 10 * time.Millisecond}, nil)
 			info := benchInfo()
-			cpu0 := cpuTime(b)
+			cpu0 := testenv.ProcessCPU(b)
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
@@ -112,7 +103,7 @@ func BenchmarkEventPathToFile(b *testing.B) {
 			if em.Dropped() != 0 || em.Published() != uint64(n) {
 				b.Fatalf("published %d, dropped %d of %d", em.Published(), em.Dropped(), n)
 			}
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(n), "cpu-ns/event")
+			b.ReportMetric(float64((testenv.ProcessCPU(b)-cpu0).Nanoseconds())/float64(n), "cpu-ns/event")
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,4 +144,16 @@ func Must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(fmt.Sprint(err))
 	}
+}
+
+// ProcessCPU is the CPU time (user and system) this process has used so
+// far. Benchmarks report what an operation costs, its background goroutines
+// included, as the difference of two readings divided by the operations.
+func ProcessCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

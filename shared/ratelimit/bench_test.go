@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,12 +95,7 @@ func benchSettlerPaced(b *testing.B, gather time.Duration) {
 		b.Fatal(err)
 	}
 	s := NewSettler(SettlerOptions{Gather: gather})
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start, trips := cpu(), hook.scriptTrips.Load()
+	start, trips := testenv.ProcessCPU(b), hook.scriptTrips.Load()
 	next := time.Now()
 	n := 0
 	for b.Loop() {
@@ -117,6 +111,6 @@ func benchSettlerPaced(b *testing.B, gather time.Duration) {
 	if err := s.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64((cpu()-start).Nanoseconds())/float64(n), "cpu-ns/op")
+	b.ReportMetric(float64((testenv.ProcessCPU(b)-start).Nanoseconds())/float64(n), "cpu-ns/op")
 	b.ReportMetric(float64(hook.scriptTrips.Load()-trips)/float64(n), "round-trips/op")
 }
