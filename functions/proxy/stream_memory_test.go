@@ -88,9 +88,16 @@ func TestStreamMemory(t *testing.T) {
 
 func measureInChild(t *testing.T, target string) streamCost {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStreamMemory$", "-test.v")
+	// A child that hangs is killed and reported with what it printed, not
+	// left to the suite's timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamMemory$", "-test.v")
 	cmd.Env = append(os.Environ(), streamMemoryTarget+"="+target)
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s: the child did not finish within %v\n%s", target, childTimeout, out)
+	}
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", target, err, out)
 	}
@@ -109,13 +116,28 @@ func measureInChild(t *testing.T, target string) streamCost {
 // memoryStreams is how many streams a child opens at once.
 const memoryStreams = 300
 
+// childTimeout bounds a child's run; streamTimeout bounds one of its
+// streams (gated ones wait for all the others to open).
+const (
+	childTimeout  = 4 * time.Minute
+	streamTimeout = 2 * time.Minute
+)
+
 // reportStreamCost runs in the child: it opens the streams through target
 // and prints their cost per stream.
 func reportStreamCost(t *testing.T, target string) {
 	up := newGatedUpstream()
 	upSrv := httptest.NewServer(up)
-	defer upSrv.Close()
-	defer up.release()
+	var srv *httptest.Server
+	// The gate opens before the servers close: Close waits for the
+	// requests in flight, which wait for the gate.
+	defer func() {
+		up.release()
+		if srv != nil {
+			srv.Close()
+		}
+		upSrv.Close()
+	}()
 
 	var h http.Handler
 	token := upstreamKey
@@ -150,8 +172,7 @@ func reportStreamCost(t *testing.T, target string) {
 	}
 	base := upSrv.URL
 	if h != nil {
-		srv := httptest.NewServer(h)
-		defer srv.Close()
+		srv = httptest.NewServer(h)
 		base = srv.URL
 	}
 
@@ -217,7 +238,9 @@ const memoryStreamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"rol
 // readStream reads one stream to its end; first (if any) hears when the
 // first content event arrived.
 func readStream(client *http.Client, base, token string, first chan<- struct{}) error {
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/chat/completions", strings.NewReader(memoryStreamBody))
+	ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(memoryStreamBody))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
