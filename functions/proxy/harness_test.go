@@ -128,6 +128,7 @@ type harnessOpts struct {
 	cache       func(http.Handler) http.Handler
 	writeTimout time.Duration // server WriteTimeout (0 = none)
 	transport   http.RoundTripper
+	events      EventSink // nil: the harness's eventRecorder
 }
 
 func testConfig() config.Proxy {
@@ -166,9 +167,13 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h := &harness{mock: mock, events: &eventRecorder{ch: make(chan llmproxy.RequestInfo, 1024)},
 		usage: newUsageRecorder()}
 	log := slog.New(slog.DiscardHandler)
+	var sink EventSink = h.events
+	if o.events != nil {
+		sink = o.events
+	}
 	h.proxy, err = New(Deps{
 		Config: cfg, API: api, Auth: o.auth, Limiter: o.limiter, Settler: o.settler, Usage: h.usage,
-		Counter: sharedCounter(), Cache: o.cache, Events: h.events, Log: log, Transport: o.transport,
+		Counter: sharedCounter(), Cache: o.cache, Events: sink, Log: log, Transport: o.transport,
 	})
 	if err != nil {
 		t.Fatal(err)

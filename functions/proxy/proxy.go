@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -429,6 +430,7 @@ func writeOpenAIError(w http.ResponseWriter, status int, code, message string) {
 // finish runs once per request after the response ended: usage, limiter
 // settlement, usage counters, metrics and the event.
 func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
+	w.flushWhole()
 	info := st.info
 	info.Duration = time.Since(info.Start)
 	info.Status = w.status
@@ -580,6 +582,22 @@ func (w *respWriter) Flush() {
 		return
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// flushWhole sends an answer of known length once all of it is written, so
+// that the client has it before the bookkeeping that follows (usage,
+// settlement, metrics, the event, the access log): net/http would keep it
+// in its buffer until the handler returns. A chunked answer is complete
+// only with the terminator net/http writes then, so flushing it early
+// would cost a write and gain nothing.
+func (w *respWriter) flushWhole() {
+	if w.status == 0 {
+		return
+	}
+	cl := w.Header().Get("Content-Length")
+	if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n == w.bytes && n > 0 {
+		w.Flush()
+	}
 }
 
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

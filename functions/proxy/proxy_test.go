@@ -662,3 +662,45 @@ func TestIncludeUsageRewrite(t *testing.T) {
 		}
 	}
 }
+
+// blockingSink holds the handler in its bookkeeping until released.
+type blockingSink struct{ release chan struct{} }
+
+func (s blockingSink) RequestCompleted(*llmproxy.RequestInfo) { <-s.release }
+
+// TestAnswerBeforeBookkeeping: the client has the whole of an answer of
+// known length while the proxy's bookkeeping (here the event, which comes
+// last) still runs: usage, settlement, metrics, events and the access log
+// are not on the latency path.
+func TestAnswerBeforeBookkeeping(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, harnessOpts{events: blockingSink{release: release}})
+	defer close(release)
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/v1/chat/completions", strings.NewReader(chatBody))
+		req.Header.Set("Authorization", "Bearer "+goodToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		done <- result{status: resp.StatusCode, body: string(b), err: err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"usage"`) {
+			t.Fatalf("answer: %d %q %v", r.status, r.body, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client got no complete answer while the bookkeeping ran: the answer waited for it")
+	}
+}
