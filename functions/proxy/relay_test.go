@@ -222,3 +222,41 @@ func TestRelayEndsWithTheIncompleteEvent(t *testing.T) {
 		t.Fatal("a failed upstream is interrupted")
 	}
 }
+
+// TestRelayClientGoneAfterDone: a client that hangs up once it has [DONE]
+// (the SDKs do, often before upstream's own end arrives) got the whole
+// stream: the relay ends cleanly, not as interrupted. A client that hangs up
+// before [DONE] interrupted it.
+func TestRelayClientGoneAfterDone(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		upstream  string
+		wantClean bool
+	}{
+		{"after [DONE]", "data: 1\n\ndata: [DONE]\n\n", true},
+		{"before [DONE]", "data: 1\n\ndata: 2\n\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			src := newScriptedBody()
+			client := &clientRecorder{header: http.Header{}}
+			r := newRelay(ctx, src, &state{client: &streamWriter{ResponseWriter: client}}, config.Proxy{})
+			t.Cleanup(func() { _ = r.Close() })
+			src.chunks <- tc.upstream
+			buf := make([]byte, streamCopySize)
+			n, err := r.Read(buf)
+			if err != nil || string(buf[:n]) != tc.upstream {
+				t.Fatalf("Read = %q, %v", buf[:n], err)
+			}
+			cancel()        // the client hangs up
+			close(src.fail) // and the upstream request is cancelled with it
+			n, err = r.Read(buf)
+			switch {
+			case tc.wantClean && (n != 0 || err != io.EOF || r.interrupted()):
+				t.Fatalf("Read = %d, %v, interrupted %v; want a clean end", n, err, r.interrupted())
+			case !tc.wantClean && (err == nil || err == io.EOF || !r.interrupted()):
+				t.Fatalf("Read = %d, %v, interrupted %v; want the client's cancellation", n, err, r.interrupted())
+			}
+		})
+	}
+}

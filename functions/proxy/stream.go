@@ -64,6 +64,7 @@ type relay struct {
 	out         *[]byte // pooled: the events of the last read, as the client gets them
 	pending     []byte  // what Read has still to hand out
 	ended       bool
+	doneSent    bool // the [DONE] event was handed out
 
 	// Keep-alives. mu orders the timer's writes with Read: the timer writes
 	// only while Read waits for upstream, when the reverse proxy does not
@@ -140,6 +141,13 @@ func (r *relay) fill(p []byte) error {
 		}
 		if err != nil {
 			if r.ctx.Err() != nil {
+				if r.doneSent && len(r.pending) == 0 {
+					// The client hung up after [DONE], which it has: this
+					// Read follows the write of it. (Clients close on
+					// [DONE], often before upstream's own end arrives.)
+					r.ended, r.clean = true, true
+					return io.EOF
+				}
 				return r.ctx.Err() // the client went away
 			}
 			r.end(err)
@@ -202,6 +210,9 @@ func (r *relay) emit(raw []byte, ev usage.Event) {
 	if !ev.HasData {
 		*out = append(*out, raw...)
 		return
+	}
+	if bytes.Equal(ev.Data, doneData) {
+		r.doneSent = true
 	}
 	if r.acc.Observe(ev.Data) && r.strip {
 		return // the usage chunk the client did not ask for
@@ -346,6 +357,7 @@ func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 var (
 	nullUsage  = []byte(`"usage":null`)
 	dataPrefix = []byte("data: ")
+	doneData   = []byte("[DONE]")
 )
 
 // withoutNullUsage removes the top-level "usage":null member that
