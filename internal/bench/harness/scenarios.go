@@ -249,11 +249,7 @@ const settleLimit = 15 * time.Second
 // the process could not be read).
 func settle(ctx context.Context, pid int) bool {
 	const window = 250 * time.Millisecond
-	cpu, err := procstat.CPU(pid)
-	if err != nil {
-		return false
-	}
-	mem, err := procstat.Memory(pid)
+	prev, err := sampleIdle(pid)
 	if err != nil {
 		return false
 	}
@@ -263,19 +259,33 @@ func settle(ctx context.Context, pid int) bool {
 			return false
 		case <-time.After(window):
 		}
-		cpu2, err := procstat.CPU(pid)
+		cur, err := sampleIdle(pid)
 		if err != nil {
 			return false
 		}
-		mem2, err := procstat.Memory(pid)
-		if err != nil {
-			return false
-		}
-		grew := int64(mem2.RSS) - int64(mem.RSS)
-		if cpu2-cpu <= 10*time.Millisecond && grew < 256<<10 && grew > -256<<10 {
+		grew := cur.rss - prev.rss
+		if cur.cpu-prev.cpu <= 10*time.Millisecond && grew < 256<<10 && grew > -256<<10 {
 			return true
 		}
-		cpu, mem = cpu2, mem2
+		prev = cur
 	}
 	return false
+}
+
+// idleSample is what settle compares between two readings.
+type idleSample struct {
+	cpu time.Duration
+	rss int64
+}
+
+func sampleIdle(pid int) (idleSample, error) {
+	cpu, err := procstat.CPU(pid)
+	if err != nil {
+		return idleSample{}, err
+	}
+	mem, err := procstat.Memory(pid)
+	if err != nil {
+		return idleSample{}, err
+	}
+	return idleSample{cpu: cpu, rss: mem.RSS}, nil
 }
