@@ -108,7 +108,7 @@ func (m *Memory) Admit(_ context.Context, r Request) (Decision, error) {
 			sh.rings[c.ringKey()] = rg
 		}
 		cur := rg.advance(now)
-		total := rg.total(cur)
+		total := rg.sum // the usage counted at cur, which advance just made the last bucket
 		rings[i] = rg
 		res[i] = result{c: c, total: total, bucket: cur, reset: rg.resetIn(cur, now)}
 		if refuse, tooLarge := evaluate(r, c, total); refuse {

@@ -62,9 +62,6 @@ func (r *ring) live(s slot, cur int64) bool {
 	return s.n != 0 && s.idx <= cur && s.idx >= cur-specs[r.kind].Buckets
 }
 
-// total is the usage counted at bucket cur (the one advance returned).
-func (r *ring) total(int64) int64 { return r.sum }
-
 // idle reports whether nothing is counted any more at bucket cur.
 func (r *ring) idle(cur int64) bool { return r.last < cur-specs[r.kind].Buckets }
 
