@@ -12,10 +12,6 @@
 -- then per window: limit, bucket ms, buckets, amount, enforced (1/0)
 -- Returns {allowed, quota, now, then per window: total, refuse, retry ms, reset ms, bucket}
 
--- Numbers go to redis.call as strings made with %d: Redis 7.0 converts a
--- number argument with %.17g, which costs more than the call itself.
-local function str(n) return string.format('%d', n) end
-
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')

@@ -18,12 +18,14 @@ import (
 )
 
 var (
+	//go:embed lib.lua
+	libLua string
 	//go:embed admit.lua
 	admitLua    string
-	admitScript = redis.NewScript(admitLua)
+	admitScript = redis.NewScript(libLua + admitLua)
 	//go:embed settle.lua
 	settleLua    string
-	settleScript = redis.NewScript(settleLua)
+	settleScript = redis.NewScript(libLua + settleLua)
 )
 
 // RedisOptions configures the Redis limiter.

@@ -8,10 +8,6 @@
 -- then per window: bucket ms, buckets, bucket the reservation was charged to
 -- Returns 1 when applied, 0 when already settled (or expired).
 
--- Numbers go to redis.call as strings made with %d: Redis 7.0 converts a
--- number argument with %.17g, which costs more than the call itself.
-local function str(n) return string.format('%d', n) end
-
 local n = tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
 local now = tonumber(ARGV[1])
