@@ -1,5 +1,6 @@
 -- Admit one request: every window of the token and of its project, and the
--- lifetime quota, checked and consumed atomically (all or nothing).
+-- lifetime quota, checked and consumed atomically (all or nothing). lib.lua
+-- (the str helper) is prepended.
 --
 -- KEYS[1..n]   window hashes (fields: bucket index -> usage, t = total,
 --              o = oldest tracked bucket, l = newest bucket seen,

@@ -1,5 +1,6 @@
 -- Settle or release a reservation exactly once: the marker KEYS[n+1] is
--- deleted by the first call; later calls change nothing.
+-- deleted by the first call; later calls change nothing. lib.lua (the
+-- str helper) is prepended.
 --
 -- KEYS[1..n] token window hashes (see admit.lua), KEYS[n+1] the marker
 -- ARGV[1] now in ms (0: server TIME)  ARGV[2] n  ARGV[3] delta (actual - reserved)
