@@ -212,7 +212,13 @@ func (d *Deps) Limiter() (ratelimit.Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	primary := ratelimit.NewRedis(d.Redis, d.Config.Redis.KeyPrefix+"rl:", ratelimit.RedisOptions{})
+	primary := ratelimit.NewRedis(d.Redis, d.Config.Redis.KeyPrefix+"rl:", ratelimit.RedisOptions{Lease: d.Config.Limits.Lease, Log: d.Log})
+	// Unused leases go back to Redis before its client closes.
+	d.onClose(func(ctx context.Context) {
+		if err := primary.Close(ctx); err != nil {
+			d.Log.Warn("rate limit leases not given back", "error", err.Error())
+		}
+	})
 	f := ratelimit.WithFallback(primary, mem, policy, d.Log, metrics)
 	f.Cooldown = d.Config.Limits.FailureCooldown
 	return f, nil

@@ -33,6 +33,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE"},
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"},
 		{map[string]string{"RATE_LIMIT_BACKEND": "redis"}, "RATE_LIMIT_BACKEND"},
+		{map[string]string{"RATE_LIMIT_LEASE": "-1"}, "RATE_LIMIT_LEASE"},
+		{map[string]string{"RATE_LIMIT_LEASE": "1000000"}, "RATE_LIMIT_LEASE"},
 	}
 	for _, tt := range tests {
 		_, err := Load(context.Background(), envconfig.MapLookuper(tt.env))

@@ -10,8 +10,14 @@
 -- ARGV[1] now in ms (0: use the server's TIME)   ARGV[2] n
 -- ARGV[3] lifetime max (0: none)  ARGV[4] lifetime seed  ARGV[5] lifetime ttl ms
 -- ARGV[6] reservation marker ttl ms (0: none)
+-- ARGV[7] lease: the most requests to charge at once (<= 1: none)
+-- ARGV[8] lease share: a lease takes at most 1/share of what any limit has left
+-- ARGV[9] lease floor ms: no lease when a charged bucket ends sooner
 -- then per window: limit, bucket ms, buckets, amount, enforced (1/0)
--- Returns {allowed, quota, now, then per window: total, refuse, retry ms, reset ms, bucket}
+-- Returns {allowed, quota, now, leased, then per window: total, refuse,
+-- retry ms, reset ms, bucket}. leased is how many requests were charged
+-- (every window amount × leased, the lifetime counter leased): 1, or a lease
+-- of k >= 2 that the caller hands out itself (no reservation marker then).
 
 local now = tonumber(ARGV[1])
 if now == 0 then
@@ -54,16 +60,16 @@ local function load(key, bms, nb)
   return total, cur, first, w, curv, l
 end
 
-local out = {0, 0, now}
+local out = {0, 0, now, 1}
 local st = {}
 local refused = false
 for i = 1, n do
-  local a = 6 + (i - 1) * 5
+  local a = 9 + (i - 1) * 5
   local limit, bms, nb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local amount, enforced = tonumber(ARGV[a + 4]), ARGV[a + 5] == '1'
   local key = KEYS[i]
   local total, cur, first, w, curv, l = load(key, bms, nb)
-  local s = {key = key, total = total, cur = cur, first = first, w = w, curv = curv, l = l, bms = bms, nb = nb, amount = amount}
+  local s = {key = key, limit = limit, total = total, cur = cur, first = first, w = w, curv = curv, l = l, bms = bms, nb = nb, amount = amount}
   st[i] = s
   s.refuse, s.retry = 0, 0
   if enforced and total + amount > limit then
@@ -87,34 +93,55 @@ end
 
 local lkey = KEYS[n + 1]
 local lmax = tonumber(ARGV[3])
-local quota = false
+local quota, life, seeded = false, 0, false
 if lmax > 0 then
-  local c = tonumber(redis.call('GET', lkey))
+  life = tonumber(redis.call('GET', lkey))
   local seed = tonumber(ARGV[4])
-  local seeded = c == nil or c < seed
-  if seeded then c = seed end
-  quota = c >= lmax
-  if quota or refused then
-    if seeded then redis.call('SET', lkey, str(c), 'PX', ARGV[5]) end
-  else
-    redis.call('SET', lkey, str(c + 1), 'PX', ARGV[5]) -- counted and its TTL renewed in one call
+  seeded = life == nil or life < seed
+  if seeded then life = seed end
+  quota = life >= lmax
+end
+local allowed = not refused and not quota
+
+-- A lease: k requests charged at once, when every limit keeps at least
+-- share × what the lease takes and no charged bucket ends within the floor
+-- (the caller hands leased requests out only until the bucket ends).
+local k = 1
+if allowed and tonumber(ARGV[7]) > 1 then
+  k = tonumber(ARGV[7])
+  local share, floor = tonumber(ARGV[8]), tonumber(ARGV[9])
+  for i = 1, n do
+    local s = st[i]
+    if s.amount > 0 then
+      k = math.min(k, math.floor((s.limit - s.total) / (s.amount * share)))
+      if (s.cur + 1) * s.bms - now < floor then k = 1 end
+    end
+  end
+  if lmax > 0 then k = math.min(k, math.floor((lmax - life) / share)) end
+  if k < 2 then k = 1 end
+end
+
+if lmax > 0 then
+  if allowed then
+    redis.call('SET', lkey, str(life + k), 'PX', ARGV[5]) -- counted and its TTL renewed in one call
+  elseif seeded then
+    redis.call('SET', lkey, str(life), 'PX', ARGV[5])
   end
 end
 
-local allowed = not refused and not quota
-if allowed then
-  if ARGV[6] ~= '0' then
-    redis.call('SET', KEYS[n + 2], '1', 'PX', ARGV[6])
-  end
+if allowed and k == 1 and ARGV[6] ~= '0' then
+  redis.call('SET', KEYS[n + 2], '1', 'PX', ARGV[6])
 end
 
 for i = 1, n do
   local s = st[i]
   local written = true
-  if allowed and s.amount > 0 then
-    s.total = s.total + s.amount
+  local charge = 0
+  if allowed then charge = s.amount * k end
+  if charge > 0 then
+    s.total = s.total + charge
     s.w = s.cur
-    redis.call('HSET', s.key, 't', str(s.total), 'o', str(s.first), 'l', str(s.cur), 'w', str(s.w), str(s.cur), str(s.curv + s.amount))
+    redis.call('HSET', s.key, 't', str(s.total), 'o', str(s.first), 'l', str(s.cur), 'w', str(s.w), str(s.cur), str(s.curv + charge))
   elseif s.l ~= nil then -- the key exists: record the eviction and the newest bucket
     redis.call('HSET', s.key, 't', str(s.total), 'o', str(s.first), 'l', str(s.cur), 'w', str(s.w))
   else
@@ -125,7 +152,7 @@ for i = 1, n do
   end
   local reset = 0
   if s.total > 0 and s.w >= s.first then reset = (s.w + s.nb + 1) * s.bms - now end
-  out[#out + 1] = s.total - ((allowed and s.amount) or 0)
+  out[#out + 1] = s.total - charge
   out[#out + 1] = s.refuse
   out[#out + 1] = s.retry
   out[#out + 1] = reset
@@ -133,4 +160,5 @@ for i = 1, n do
 end
 if allowed then out[1] = 1 end
 if quota then out[2] = 1 end
+out[4] = k
 return out

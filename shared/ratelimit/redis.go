@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,12 @@ type RedisOptions struct {
 	// ReservationTTL bounds how long a reservation can be settled or released
 	// (default 6h); after it, Settle and Release change nothing.
 	ReservationTTL time.Duration
+	// Lease is the most requests of one token a single admission may charge
+	// at once, for this process to admit them itself until the current
+	// sub-bucket ends (see lease.go); 0 or 1: every request is a round trip.
+	Lease int64
+	// Log receives failures to give back unused leases (nil: discarded).
+	Log *slog.Logger
 }
 
 // Redis is the Limiter shared by many processes. One Lua script checks and
@@ -49,6 +56,8 @@ type Redis struct {
 	client redis.UniversalClient
 	prefix string
 	opts   RedisOptions
+	log    *slog.Logger
+	leases *leases
 }
 
 // NewRedis returns a limiter that keeps its state in Redis under prefix (e.g.
@@ -62,7 +71,22 @@ func NewRedis(client redis.UniversalClient, prefix string, opts RedisOptions) *R
 	if opts.ReservationTTL <= 0 {
 		opts.ReservationTTL = 6 * time.Hour
 	}
-	return &Redis{client: client, prefix: prefix, opts: opts}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Redis{client: client, prefix: prefix, opts: opts, log: log}
+	l.leases = newLeases(l)
+	return l
+}
+
+// clock is the time leases are measured on: RedisOptions.Now or the
+// process's clock.
+func (l *Redis) clock() time.Time {
+	if l.opts.Now != nil {
+		return l.opts.Now()
+	}
+	return time.Now()
 }
 
 func (l *Redis) nowMillis() int64 {
@@ -77,11 +101,25 @@ func (l *Redis) key(part, name string) string {
 }
 
 // Admit checks and, when every check passes, consumes all limits of r in one
-// atomic script.
+// atomic script. With leases on (RedisOptions.Lease), most requests are
+// admitted from a lease this process holds, without a round trip.
 func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	cs := checks(r)
 	if len(cs) == 0 && (r.MaxRequests <= 0 || r.TokenID == "") {
 		return unlimited(), nil // nothing to count: no round trip
+	}
+	var stale *lease
+	leaseMax := int64(1)
+	if l.opts.Lease > 1 && r.TokenID != "" {
+		d, ok, old, want := l.leases.take(r, cs, l.clock(), l.opts.Lease)
+		if ok {
+			return d, nil
+		}
+		stale = old
+		if want > 1 {
+			leaseMax = want
+			defer l.leases.acquired(r.TokenID)
+		}
 	}
 	part := partition(r)
 	keys := make([]string, 0, len(cs)+2)
@@ -108,8 +146,9 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	if marked {
 		resTTL = l.opts.ReservationTTL.Milliseconds()
 	}
-	args := make([]any, 0, 6+5*len(cs))
-	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL)
+	args := make([]any, 0, 9+5*len(cs))
+	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL,
+		leaseMax, leaseShare, leaseFloor.Milliseconds())
 	for _, c := range cs {
 		s := specs[c.kind]
 		enforced := 0
@@ -118,30 +157,49 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 		}
 		args = append(args, c.limit, s.Bucket().Milliseconds(), s.Buckets, c.amount(r), enforced)
 	}
-	vals, err := admitScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	sent := l.clock()
+	calls := append(stale.giveBack(), scriptCall{admitScript, keys, args})
+	cmds := l.run(ctx, calls)
+	l.logGiveBack(cmds[:len(cmds)-1])
+	vals, err := cmds[len(cmds)-1].Int64Slice()
 	if err != nil {
 		return Decision{}, l.fail(ctx, "admit", err)
 	}
-	if len(vals) != 3+5*len(cs) {
+	if len(vals) != 4+5*len(cs) {
 		return Decision{}, llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiter unavailable",
 			fmt.Errorf("rate limit admit: unexpected reply of %d values", len(vals)))
 	}
-	allowed, quota := vals[0] == 1, vals[1] == 1
+	allowed, quota, leased := vals[0] == 1, vals[1] == 1, vals[3]
 	res := make([]result, len(cs))
-	var holds []hold
+	var holds, reqHolds []hold
 	for i, c := range cs {
-		v := vals[3+5*i:]
+		v := vals[4+5*i:]
 		res[i] = result{c: c, total: v[0], refuse: v[1] == 1, retry: ms(v[2]), reset: ms(v[3]), bucket: v[4]}
+		h := hold{key: keys[i], kind: c.kind, bucket: v[4]}
 		if specs[c.kind].Tokens {
-			holds = append(holds, hold{key: keys[i], kind: c.kind, bucket: v[4]})
+			holds = append(holds, h)
+		} else {
+			reqHolds = append(reqHolds, h)
 		}
 	}
 	d := decision(r, res, allowed, quota)
-	if allowed {
-		d.Reservation = noReservation{}
-		if hasTokens {
-			d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
+	if !allowed {
+		return d, nil
+	}
+	d.Reservation = noReservation{}
+	switch {
+	case leased > 1:
+		ls := &lease{
+			checks: cs, lifeMax: lifeMax, res: res, reqHolds: reqHolds, tokHolds: holds,
+			marker: l.key(part, "res:"), granted: leased, reserved: max(r.ReserveTokens, 0),
 		}
+		if lifeMax > 0 {
+			ls.life = keys[len(keys)-2]
+		}
+		ls.start(l, sent, vals[2])
+		d.Reservation = l.leases.store(r.TokenID, ls, hasTokens)
+	case hasTokens:
+		d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
 	}
 	return d, nil
 }
@@ -171,6 +229,10 @@ type redisReservation struct {
 	marked   bool // the admission wrote the marker (reserved > 0)
 	reserved int64
 	holds    []hold
+	// life and lifeBack give requests back to the lifetime counter (what a
+	// lease did not use); lifeBack 0: none.
+	life     string
+	lifeBack int64
 
 	mu     sync.Mutex
 	done   bool
@@ -213,22 +275,26 @@ func (r *redisReservation) apply(ctx context.Context, op string, actual int64) e
 // Called with r.mu held.
 func (r *redisReservation) script(actual int64) (keys []string, args []any, ok bool) {
 	delta := actual - r.reserved
-	if !r.marked && delta == 0 {
+	if !r.needsTrip(actual) {
 		return nil, nil, false
 	}
-	keys = make([]string, 0, len(r.holds)+1)
-	args = make([]any, 0, 4+3*len(r.holds))
+	keys = make([]string, 0, len(r.holds)+2)
+	args = make([]any, 0, 5+3*len(r.holds))
 	marked := 0
 	if r.marked {
 		marked = 1
 	}
-	args = append(args, r.l.nowMillis(), len(r.holds), delta, marked)
+	args = append(args, r.l.nowMillis(), len(r.holds), delta, marked, r.lifeBack)
 	for _, h := range r.holds {
 		s := specs[h.kind]
 		keys = append(keys, h.key)
 		args = append(args, s.Bucket().Milliseconds(), s.Buckets, h.bucket)
 	}
-	keys = append(keys, r.marker)
+	life := r.life
+	if life == "" {
+		life = r.marker // unused; a key of the same hash slot
+	}
+	keys = append(keys, r.marker, life)
 	return keys, args, true
 }
 

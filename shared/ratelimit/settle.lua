@@ -2,15 +2,24 @@
 -- deleted by the first call; later calls change nothing. lib.lua (the
 -- str helper) is prepended.
 --
--- KEYS[1..n] token window hashes (see admit.lua), KEYS[n+1] the marker
+-- It also gives back what a lease did not use (see lease.go): its request
+-- windows and lifetime counter, or its token windows.
+--
+-- KEYS[1..n] window hashes (see admit.lua), KEYS[n+1] the marker,
+-- KEYS[n+2] the lifetime counter (when ARGV[5] > 0)
 -- ARGV[1] now in ms (0: server TIME)  ARGV[2] n  ARGV[3] delta (actual - reserved)
 -- ARGV[4] 1 when the admission wrote the marker (a reservation of 0 tokens
--- has none: only its local state makes it exactly-once)
+-- and a lease have none: only local state makes them exactly-once)
+-- ARGV[5] requests to take off the lifetime counter (0: none)
 -- then per window: bucket ms, buckets, bucket the reservation was charged to
 -- Returns 1 when applied, 0 when already settled (or expired).
 
 local n = tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
+local back = tonumber(ARGV[5])
+if back > 0 and redis.call('EXISTS', KEYS[n + 2]) == 1 then
+  redis.call('DECRBY', KEYS[n + 2], str(back)) -- keeps the counter's TTL
+end
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')
@@ -23,7 +32,7 @@ if delta == 0 then return 1 end
 -- bucket and the charged one), one HSET, PEXPIRE only when the newest bucket
 -- moves.
 for i = 1, n do
-  local a = 4 + (i - 1) * 3
+  local a = 5 + (i - 1) * 3
   local bms, nb, b = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local bf = ARGV[a + 3] -- the bucket as a field name, as Go sent it
   local key = KEYS[i]

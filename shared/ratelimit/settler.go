@@ -94,6 +94,11 @@ func (s *Settler) submit(res Reservation, actual int64, release bool) {
 	switch r := res.(type) {
 	case nil, noReservation:
 		return
+	case *leaseReservation:
+		if rr, a := r.local(actual); rr != nil {
+			s.submit(rr, a, release)
+		}
+		return
 	case *redisReservation:
 		if !r.needsTrip(actual) {
 			r.finish()
@@ -248,7 +253,7 @@ func (s *Settler) Close(ctx context.Context) error {
 
 // needsTrip reports whether settling with actual usage takes a round trip.
 func (r *redisReservation) needsTrip(actual int64) bool {
-	return r.marked || actual != r.reserved
+	return r.marked || actual != r.reserved || r.lifeBack > 0
 }
 
 // finish marks a reservation that needs no round trip as settled.

@@ -55,16 +55,29 @@ func backends() []backend {
 			return out
 		}},
 		{name: "redis", new: func(t *testing.T, n int, now func() time.Time) []Limiter {
-			_, prefix := testenv.Redis(t)
-			out := make([]Limiter, n)
-			for i := range out {
-				c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(), PoolSize: 64})
-				t.Cleanup(func() { _ = c.Close() })
-				out[i] = NewRedis(c, prefix+"rl:", RedisOptions{Now: now})
-			}
-			return out
+			return redisLimiters(t, n, RedisOptions{Now: now})
+		}},
+		{name: "redis-leased", new: func(t *testing.T, n int, now func() time.Time) []Limiter {
+			return redisLimiters(t, n, RedisOptions{Now: now, Lease: 32})
 		}},
 	}
+}
+
+// redisLimiters builds n Redis limiters with a client each (n processes)
+// sharing a fresh key prefix; their leases are given back at cleanup.
+func redisLimiters(t *testing.T, n int, opts RedisOptions) []Limiter {
+	_, prefix := testenv.Redis(t)
+	out := make([]Limiter, n)
+	for i := range out {
+		c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(), PoolSize: 64})
+		l := NewRedis(c, prefix+"rl:", opts)
+		t.Cleanup(func() {
+			_ = l.Close(context.Background())
+			_ = c.Close()
+		})
+		out[i] = l
+	}
+	return out
 }
 
 // forEach runs f as a parallel subtest for every backend.
