@@ -61,7 +61,7 @@ type leases struct {
 
 type leaseSlot struct {
 	cur       *lease
-	acquiring bool // an admission that may lease is in flight
+	acquiring chan struct{} // closed when the admission that may lease is done; nil: none
 	// The token's admissions in this process, for the size of its leases.
 	since time.Time // the slot's creation
 	sec   int64     // the current second (Unix time)
@@ -114,12 +114,14 @@ func newLeases(l *Redis) *leases {
 // detaches a lease that no longer serves (stale, to be given back by the
 // caller) and returns the lease size the caller should ask for (want; 1:
 // none). A caller given want > 1 must call acquired when its admission is
-// done: one admission per token leases at a time.
-func (s *leases) take(r Request, cs []check, now time.Time, most int64) (d Decision, ok bool, stale *lease, want int64) {
+// done: one admission per token leases at a time. On a first take (which
+// counts the admission) of a busy token whose lease is being acquired, it
+// returns wait instead: the caller waits for it, then takes again.
+func (s *leases) take(r Request, cs []check, now time.Time, most int64, first bool) (d Decision, ok bool, stale *lease, want int64, wait <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return Decision{}, false, nil, 1
+		return Decision{}, false, nil, 1, nil
 	}
 	slot := s.slots[r.TokenID]
 	if slot == nil {
@@ -127,27 +129,38 @@ func (s *leases) take(r Request, cs []check, now time.Time, most int64) (d Decis
 		s.slots[r.TokenID] = slot
 		s.sweeping.Do(func() { go s.sweep() })
 	}
-	want = slot.demand(now, most)
+	want = 1
+	if first {
+		want = slot.demand(now, most)
+	}
 	if ls := slot.cur; ls != nil {
 		need := max(r.ReserveTokens, 0)
 		if now.Before(ls.deadline) && ls.matches(r, cs) && ls.requests > 0 && (len(ls.tokHolds) == 0 || ls.tokens >= need) {
-			return ls.admit(r, now, need), true, nil, 1
+			return ls.admit(r, now, need), true, nil, 1, nil
 		}
-		stale = ls
+	}
+	if slot.acquiring != nil {
+		if want > 1 {
+			return Decision{}, false, nil, 1, slot.acquiring // the lease it brings replaces the current one
+		}
+		want = 1
+	}
+	if slot.cur != nil {
+		stale = slot.cur
 		s.detach(slot)
 	}
-	if want < 2 || slot.acquiring {
-		return Decision{}, false, stale, 1
+	if want > 1 {
+		slot.acquiring = make(chan struct{})
 	}
-	slot.acquiring = true
-	return Decision{}, false, stale, want
+	return Decision{}, false, stale, want, nil
 }
 
 // acquired ends the leasing admission of token.
 func (s *leases) acquired(token string) {
 	s.mu.Lock()
-	if slot := s.slots[token]; slot != nil {
-		slot.acquiring = false
+	if slot := s.slots[token]; slot != nil && slot.acquiring != nil {
+		close(slot.acquiring)
+		slot.acquiring = nil
 	}
 	s.mu.Unlock()
 }
@@ -305,7 +318,7 @@ func (s *leases) sweepExpired() {
 			back = append(back, slot.cur.giveBack()...)
 			s.detach(slot)
 		}
-		if slot.cur == nil && !slot.acquiring && slot.sec < now.Unix()-1 {
+		if slot.cur == nil && slot.acquiring == nil && slot.sec < now.Unix()-1 {
 			delete(s.slots, token)
 		}
 	}

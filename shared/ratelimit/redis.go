@@ -111,7 +111,15 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	var stale *lease
 	leaseMax := int64(1)
 	if l.opts.Lease > 1 && r.TokenID != "" {
-		d, ok, old, want := l.leases.take(r, cs, l.clock(), l.opts.Lease)
+		d, ok, old, want, wait := l.leases.take(r, cs, l.clock(), l.opts.Lease, true)
+		if wait != nil { // another admission is bringing a lease: cheaper than a round trip of our own
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return Decision{}, l.fail(ctx, "admit", ctx.Err())
+			}
+			d, ok, old, want, _ = l.leases.take(r, cs, l.clock(), l.opts.Lease, false)
+		}
 		if ok {
 			return d, nil
 		}
