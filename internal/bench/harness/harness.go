@@ -32,7 +32,7 @@ type Options struct {
 	Targets   []string // subset of AllTargets (default all)
 
 	Duration     time.Duration // measured part of each load scenario (default 2s; quick 700ms)
-	Warmup       time.Duration // before each measured part (default 500ms; quick 200ms)
+	Warmup       time.Duration // before each measured part (default 2s; quick 200ms)
 	Concurrency  int           // closed-loop workers (default 32)
 	Rate         float64       // fixed-rate scenario, requests/s (default 500)
 	StreamRate   float64       // stream scenario, streams/s (default 100)
@@ -94,7 +94,10 @@ func (o *Options) defaults() error {
 		}
 	}
 	set(&o.Duration, 2*time.Second, 700*time.Millisecond)
-	set(&o.Warmup, 500*time.Millisecond, 200*time.Millisecond)
+	// 2s: a process leases a busy token's admissions only once it has seen a
+	// whole second of them (shared/ratelimit/lease.go); steady state is what
+	// a long-running gateway serves.
+	set(&o.Warmup, 2*time.Second, 200*time.Millisecond)
 	set(&o.SlowDelay, 100*time.Millisecond, 20*time.Millisecond)
 	set(&o.SlowRamp, 4*time.Second, 900*time.Millisecond)
 	if o.Concurrency <= 0 {

@@ -55,7 +55,7 @@ func run() error {
 	scenarios := flag.String("scenarios", "", "comma-separated subset of: "+strings.Join(harness.AllScenarios, ","))
 	targets := flag.String("targets", "", "comma-separated subset of: "+strings.Join(harness.AllTargets, ","))
 	flag.DurationVar(&o.Duration, "duration", 0, "measured part of each load run (default 2s, quick 700ms)")
-	flag.DurationVar(&o.Warmup, "warmup", 0, "warm-up before each measured run (default 500ms, quick 200ms)")
+	flag.DurationVar(&o.Warmup, "warmup", 0, "warm-up before each measured run (default 2s, quick 200ms)")
 	flag.IntVar(&o.Concurrency, "concurrency", 0, "closed-loop workers (default 32)")
 	flag.Float64Var(&o.Rate, "rate", 0, "requests/s of the fixed-rate scenario (default 500)")
 	flag.Float64Var(&o.StreamRate, "stream-rate", 0, "streams/s of the stream scenario (default 100)")
