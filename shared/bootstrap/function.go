@@ -26,7 +26,7 @@ func OpenFunction(ctx context.Context, name string, cfg config.Config, log *slog
 	if err != nil {
 		return nil, err
 	}
-	rt := platform.New(name, log, cfg.Server.ShutdownGrace, d.Checks()...)
+	rt := platform.New(name, log, cfg.Server, d.Checks()...)
 	rt.OnDrain(d.Close)
 	return &Function{Deps: d, Runtime: rt}, nil
 }

@@ -1,5 +1,6 @@
-// Package platform adds what functions-framework-go lacks to a deployable
-// function: health and readiness endpoints (/_/health and /_/ready for
+// Package platform serves a deployable function: its handler or CloudEvent
+// receiver (functions-framework-go's model) on PORT with header and idle
+// timeouts, health and readiness endpoints (/_/health and /_/ready for
 // OpenFaaS, /healthz, /health, /live and /ready), counting of in-flight
 // requests, and a drain on SIGTERM that lets in-flight requests — streams
 // included — finish before the process exits.
@@ -11,6 +12,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,11 +22,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
+	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/logging"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -33,6 +34,7 @@ import (
 type Runtime struct {
 	name     string
 	log      *slog.Logger
+	server   config.Server
 	grace    time.Duration
 	checks   []web.Check
 	inflight sync.WaitGroup
@@ -43,10 +45,11 @@ type Runtime struct {
 	exit     func(code int)
 }
 
-// New returns a Runtime for the function name. grace bounds the drain;
-// checks are the readiness dependencies (database, Redis).
-func New(name string, log *slog.Logger, grace time.Duration, checks ...web.Check) *Runtime {
-	return &Runtime{name: name, log: log, grace: grace, checks: checks, exit: os.Exit}
+// New returns a Runtime for the function name, served with server's
+// timeouts (SHUTDOWN_GRACE_PERIOD bounds the drain); checks are the
+// readiness dependencies (database, Redis).
+func New(name string, log *slog.Logger, server config.Server, checks ...web.Check) *Runtime {
+	return &Runtime{name: name, log: log, server: server, grace: server.ShutdownGrace, checks: checks, exit: os.Exit}
 }
 
 // OnDrain registers f to run after in-flight requests finished (e.g. flush
@@ -100,15 +103,6 @@ func rewrite(h http.Handler, path string) http.Handler {
 	})
 }
 
-// TrackEvent wraps a CloudEvent receiver so its deliveries count as in
-// flight.
-func (r *Runtime) TrackEvent(fn func(context.Context, cloudevents.Event) error) func(context.Context, cloudevents.Event) error {
-	return func(ctx context.Context, e cloudevents.Event) error {
-		defer r.begin()()
-		return fn(ctx, e)
-	}
-}
-
 // Drain marks the runtime as draining (readiness fails), waits until no
 // request is in flight or grace has passed, then runs the drain hooks.
 func (r *Runtime) Drain() {
@@ -146,37 +140,47 @@ func (r *Runtime) drainOnSignal() {
 	}()
 }
 
-// ServeHTTPFunction registers h (with health endpoints and tracking) as the
-// functions-framework HTTP function named after the runtime and serves it on
-// port until SIGTERM drains it. FUNCTION_TARGET (set by the image) selects it
-// and serves it at every path.
+// ServeHTTPFunction serves h (with health endpoints and tracking) at every
+// path on port until SIGTERM drains it.
 func (r *Runtime) ServeHTTPFunction(port string, h http.Handler) error {
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		_ = os.Setenv("FUNCTION_TARGET", r.name) // serve every path, not only /<name>
-	}
-	functions.HTTP(r.name, r.Handler(h).ServeHTTP)
-	r.drainOnSignal()
-	r.log.Info("listening", "port", port, "version", buildinfo.Version())
-	return funcframework.Start(port)
+	return r.serve(port, r.Handler(h))
 }
 
-// ServeCloudEventFunction registers fn as a functions-framework CloudEvent
-// function at "/" beside the health endpoints, and serves them on port until
-// SIGTERM drains it. The framework serves a single target at every path when
-// FUNCTION_TARGET is set, which would hide the health endpoints; so this mode
-// registers by path and clears FUNCTION_TARGET.
+// ServeCloudEventFunction serves fn as a CloudEvent receiver (binary or
+// structured HTTP, as functions-framework-go receives them) at "/", beside
+// the health endpoints, on port until SIGTERM drains it.
 func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, fn func(context.Context, cloudevents.Event) error) error {
-	_ = os.Unsetenv("FUNCTION_TARGET")
-	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/", r.TrackEvent(fn)); err != nil {
-		return err
+	p, err := cloudevents.NewHTTP()
+	if err != nil {
+		return fmt.Errorf("cloudevents protocol: %w", err)
 	}
-	health := r.Handler(http.NotFoundHandler())
-	for _, p := range []string{"/_/health", "/_/ready", "/healthz", "/health", "/live", "/ready"} {
-		if err := funcframework.RegisterHTTPFunctionContext(ctx, p, health.ServeHTTP); err != nil {
-			return err
-		}
+	recv, err := cloudevents.NewHTTPReceiveHandler(ctx, p, fn)
+	if err != nil {
+		return fmt.Errorf("cloudevents receiver: %w", err)
+	}
+	return r.serve(port, r.Handler(recv))
+}
+
+// serve runs h on port with the configured header and idle timeouts.
+//
+// functions-framework-go's Start serves with http.ListenAndServe: no
+// header timeout (a client can hold a connection open by sending headers
+// slowly), READ_HEADER_TIMEOUT and IDLE_TIMEOUT ignored, and, on Knative
+// (K_SERVICE set), two empty lines written to stdout and stderr after every
+// request. The functions keep its model (a plain handler or CloudEvent
+// receiver, one per image, FUNCTION_TARGET naming it) and are served here.
+func (r *Runtime) serve(port string, h http.Handler) error {
+	if t := os.Getenv("FUNCTION_TARGET"); t != "" && t != r.name {
+		return fmt.Errorf("FUNCTION_TARGET=%s, but this image is the %s function", t, r.name)
+	}
+	srv := &http.Server{
+		Addr:              ":" + port,
+		Handler:           h,
+		ReadHeaderTimeout: r.server.ReadHeaderTimeout,
+		IdleTimeout:       r.server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
 	r.drainOnSignal()
 	r.log.Info("listening", "port", port, "version", buildinfo.Version())
-	return funcframework.Start(port)
+	return srv.ListenAndServe()
 }

@@ -3,7 +3,9 @@
 // minute/day, on a token and on its project at once.
 //
 // Two implementations share one contract: Redis (one Lua script, one round
-// trip per request for all checks) for many processes, and in-memory for one.
+// trip per admission for all checks; a busy token's admissions are leased
+// several at a time, see lease.go) for many processes, and in-memory for
+// one.
 package ratelimit
 
 import (

@@ -37,6 +37,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rt := platform.New(name, log, cfg.Server.ShutdownGrace, checks...)
+	rt := platform.New(name, log, cfg.Server, checks...)
 	return rt.ServeCloudEventFunction(ctx, platform.Port(cfg), d.Receive)
 }
