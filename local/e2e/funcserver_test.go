@@ -78,7 +78,9 @@ func TestFunctionServer(t *testing.T) {
 	})
 
 	t.Run("FUNCTION_TARGET names another function", func(t *testing.T) {
-		q := start(t, binary(t, "./functions/dispatcher/cmd"), map[string]string{"PORT": freePort(t), "FUNCTION_TARGET": "proxy"})
+		q := start(t, binary(t, "./functions/dispatcher/cmd"), map[string]string{
+			"PORT": freePort(t), "FUNCTION_TARGET": "proxy", "FILE_EVENT_LOG": filepath.Join(t.TempDir(), "never.jsonl"),
+		})
 		if code := q.Wait(30 * time.Second); code == 0 {
 			t.Fatal("started as the proxy function, want a refusal")
 		}

@@ -16,6 +16,13 @@ import (
 // configuration from the environment, builds the logger, runs run, and exits
 // non-zero with one clear line when either fails.
 func Main(name string, run func(ctx context.Context, cfg config.Config, log *slog.Logger) error) {
+	// FUNCTION_TARGET (set by the image and the manifests) names the
+	// function; a mismatch is a deployment mistake, stopped before anything
+	// is opened.
+	if t := os.Getenv("FUNCTION_TARGET"); t != "" && t != name {
+		fmt.Fprintf(os.Stderr, "%s: FUNCTION_TARGET=%s, but this image is the %s function\n", name, t, name)
+		os.Exit(1)
+	}
 	ctx := context.Background()
 	cfg, err := config.Load(ctx, envconfig.OsLookuper())
 	if err != nil {

@@ -168,11 +168,9 @@ func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, fn f
 // slowly), READ_HEADER_TIMEOUT and IDLE_TIMEOUT ignored, and, on Knative
 // (K_SERVICE set), two empty lines written to stdout and stderr after every
 // request. The functions keep its model (a plain handler or CloudEvent
-// receiver, one per image, FUNCTION_TARGET naming it) and are served here.
+// receiver, one per image, FUNCTION_TARGET naming it: see Main) and are
+// served here.
 func (r *Runtime) serve(port string, h http.Handler) error {
-	if t := os.Getenv("FUNCTION_TARGET"); t != "" && t != r.name {
-		return fmt.Errorf("FUNCTION_TARGET=%s, but this image is the %s function", t, r.name)
-	}
 	srv := &http.Server{
 		Addr:              ":" + port,
 		Handler:           h,
