@@ -114,3 +114,41 @@ func benchSettlerPaced(b *testing.B, gather time.Duration) {
 	b.ReportMetric(float64((testenv.ProcessCPU(b)-start).Nanoseconds())/float64(n), "cpu-ns/op")
 	b.ReportMetric(float64(hook.scriptTrips.Load()-trips)/float64(n), "round-trips/op")
 }
+
+// BenchmarkAdmitRedisLeased is BenchmarkAdmitRedis for one busy token with
+// leases on (RATE_LIMIT_LEASE's default): admit and settle, round-trips/op
+// the Redis round trips each took.
+func BenchmarkAdmitRedisLeased(b *testing.B) {
+	c, prefix := testenv.Redis(b)
+	hook := &countingHook{}
+	c.AddHook(hook)
+	clk := newClock(epoch)
+	l := NewRedis(c, prefix+"rl:", RedisOptions{Now: clk.Now, Lease: 32})
+	l.leases.sweepEvery = 0
+	ctx := context.Background()
+	r := benchRequest(0)
+	admit := func() {
+		d, err := l.Admit(ctx, r)
+		if err != nil || !d.Allowed {
+			b.Fatalf("admit: %+v %v", d, err)
+		}
+		if err := d.Reservation.Settle(ctx, 500); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admit() // the token's first second is not whole: no lease
+	clk.Add(500 * time.Millisecond)
+	for range 100 {
+		admit()
+	}
+	clk.Add(time.Second) // the clock stays at the start of a second after a busy one
+	trips := hook.scriptTrips.Load()
+	b.ReportAllocs()
+	for b.Loop() {
+		admit()
+	}
+	b.ReportMetric(float64(hook.scriptTrips.Load()-trips)/float64(b.N), "round-trips/op")
+	if err := l.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
