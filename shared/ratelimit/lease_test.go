@@ -82,6 +82,18 @@ func (e *leaseEnv) counted(r Request) int64 {
 	return d.Requests.Limit - d.Requests.Remaining - 1
 }
 
+// busyToken is a leasing process whose token (1,000 requests per minute)
+// has been busy for a whole second: its next admission takes a lease. It
+// returns how many requests were admitted.
+func busyToken(t *testing.T) (*leaseEnv, *Redis, *countingHook, Request, int) {
+	t.Helper()
+	e := newLeaseEnv(t)
+	l, hook := e.process(32)
+	tok, prj := ids()
+	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1000}}
+	return e, l, hook, r, e.warm(l, r, 40)
+}
+
 func closeLimiter(t *testing.T, l *Redis) {
 	t.Helper()
 	if err := l.Close(context.Background()); err != nil {
@@ -158,11 +170,7 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 	for _, next := range []string{"admission", "sweep"} {
 		t.Run(next, func(t *testing.T) {
 			t.Parallel()
-			e := newLeaseEnv(t)
-			l, hook := e.process(32)
-			tok, prj := ids()
-			r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1000}}
-			admitted := e.warm(l, r, 40)
+			e, l, hook, r, admitted := busyToken(t)
 			for range 5 {
 				mustAdmit(t, l, r)
 			}
@@ -180,7 +188,7 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 				mustAdmit(t, l, r)
 				admitted++
 				l.leases.mu.Lock()
-				admitted += int(l.leases.slots[tok].cur.requests)
+				admitted += int(l.leases.slots[r.TokenID].cur.requests)
 				l.leases.mu.Unlock()
 				if got := hook.scriptTrips.Load() - before; got != 1 {
 					t.Fatalf("give-back and admission took %d round trips, want 1", got)
@@ -201,11 +209,7 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 // under the old one.
 func TestLeaseFollowsLimits(t *testing.T) {
 	t.Parallel()
-	e := newLeaseEnv(t)
-	l, hook := e.process(32)
-	tok, prj := ids()
-	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1000}}
-	admitted := e.warm(l, r, 40)
+	_, l, hook, r, admitted := busyToken(t)
 	mustAdmit(t, l, r) // takes a lease
 	admitted++
 	lowered := r
