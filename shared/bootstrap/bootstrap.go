@@ -212,7 +212,7 @@ func (d *Deps) Limiter() (ratelimit.Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	primary := ratelimit.NewRedis(d.Redis, d.Config.Redis.KeyPrefix+"rl:", ratelimit.RedisOptions{Lease: d.Config.Limits.Lease, Log: d.Log})
+	primary := ratelimit.NewRedis(d.Redis, d.Config.Redis.KeyPrefix+"rl:", ratelimit.RedisOptions{Lease: d.Config.Limits.Lease, Log: d.Log, Metrics: metrics})
 	// Unused leases go back to Redis before its client closes.
 	d.onClose(func(ctx context.Context) {
 		if err := primary.Close(ctx); err != nil {

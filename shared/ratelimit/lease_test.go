@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
@@ -108,6 +109,8 @@ func TestLeaseAdmitsWithoutRoundTrips(t *testing.T) {
 	t.Parallel()
 	e := newLeaseEnv(t)
 	l, hook := e.process(32)
+	metrics := NewMetrics()
+	l.opts.Metrics = metrics
 	tok, prj := ids()
 	limits := llmproxy.Limits{RequestsPerMinute: 1000, RequestsPerDay: 100_000, TokensPerMinute: 1_000_000, TokensPerDay: 10_000_000}
 	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: limits, ProjectLimits: llmproxy.Limits{RequestsPerMinute: 10_000},
@@ -138,6 +141,13 @@ func TestLeaseAdmitsWithoutRoundTrips(t *testing.T) {
 	admitted += 32
 	if got := hook.scriptTrips.Load() - before; got != 1 {
 		t.Fatalf("32 leased admissions and settlements took %d round trips, want 1", got)
+	}
+	var m dto.Metric
+	if err := metrics.Leased.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 31 {
+		t.Fatalf("llmproxy_ratelimit_leased_total = %v, want 31 (the 32 but the one that leased)", got)
 	}
 	if d := mustAdmit(t, l, r); !d.Allowed || hook.scriptTrips.Load()-before != 2 {
 		t.Fatalf("33rd admission: %+v after %d round trips, want admitted by a second lease", d, hook.scriptTrips.Load()-before)

@@ -16,6 +16,9 @@ type Metrics struct {
 	// decide, by policy and what happened: rejected (fail-closed, 503) or
 	// fallback (fail-open, decided by the local limiter).
 	BackendFailures *prometheus.CounterVec
+	// Leased counts admissions the Redis limiter decided from a lease,
+	// without a round trip (a part of Decisions' allowed).
+	Leased prometheus.Counter
 }
 
 // NewMetrics creates the counters (not registered).
@@ -29,12 +32,16 @@ func NewMetrics() *Metrics {
 			Namespace: "llmproxy", Subsystem: "ratelimit", Name: "backend_failures_total",
 			Help: "Admissions the shared limiter (Redis) could not decide, by failure policy and outcome (rejected or fallback).",
 		}, []string{"policy", "outcome"}),
+		Leased: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "llmproxy", Subsystem: "ratelimit", Name: "leased_total",
+			Help: "Admissions decided from a lease this process holds, without a Redis round trip (RATE_LIMIT_LEASE).",
+		}),
 	}
 }
 
 // Collectors returns the counters for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Decisions, m.BackendFailures}
+	return []prometheus.Collector{m.Decisions, m.BackendFailures, m.Leased}
 }
 
 func (m *Metrics) observe(d Decision, err error) {

@@ -48,6 +48,8 @@ type RedisOptions struct {
 	Lease int64
 	// Log receives failures to give back unused leases (nil: discarded).
 	Log *slog.Logger
+	// Metrics counts leased admissions (nil: not counted).
+	Metrics *Metrics
 }
 
 // Redis is the Limiter shared by many processes. One Lua script checks and
@@ -121,6 +123,9 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 			d, ok, old, want, _ = l.leases.take(r, cs, l.clock(), l.opts.Lease, false)
 		}
 		if ok {
+			if l.opts.Metrics != nil {
+				l.opts.Metrics.Leased.Inc()
+			}
 			return d, nil
 		}
 		stale = old
