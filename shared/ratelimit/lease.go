@@ -31,7 +31,8 @@ import (
 // at most 1/leaseShare of what any of its limits has left, so near a limit
 // requests go to Redis one by one. The price is that capacity one process
 // holds unused is not available to another until it is given back (at most
-// one sub-bucket plus a sweep): a lease can refuse early, never admit late.
+// one sub-bucket plus a sweep): leases can make a request be refused early,
+// never let one through over a limit.
 const (
 	leaseShare = 8
 	// leaseFloor: no lease when the sub-bucket ends sooner (it would expire
