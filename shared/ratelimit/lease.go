@@ -50,9 +50,10 @@ const (
 type leases struct {
 	l *Redis
 
-	mu     sync.Mutex
-	slots  map[string]*leaseSlot
-	closed bool
+	mu       sync.Mutex
+	slots    map[string]*leaseSlot
+	draining map[*lease]struct{} // out of use, reservations in flight
+	closed   bool
 
 	sweepEvery time.Duration // leaseSweep; 0: no sweeper (tests sweep by hand)
 	sweeping   sync.Once
@@ -104,21 +105,25 @@ type lease struct {
 
 	requests int64 // requests left to hand out
 	tokens   int64 // tokens left (reservations settled below it come back)
-	returned bool  // given back: later settlements go to Redis
+	inflight int64 // token reservations handed out and not settled yet
+	// gone: given back for good, later settlements go to Redis one by one.
+	// A lease taken out of use with reservations in flight drains first:
+	// their returns gather in tokens and go back with the sweep.
+	gone bool
 }
 
 func newLeases(l *Redis) *leases {
-	return &leases{l: l, slots: map[string]*leaseSlot{}, sweepEvery: leaseSweep, stop: make(chan struct{}), swept: make(chan struct{})}
+	return &leases{l: l, slots: map[string]*leaseSlot{}, draining: map[*lease]struct{}{}, sweepEvery: leaseSweep, stop: make(chan struct{}), swept: make(chan struct{})}
 }
 
 // take admits r from the token's lease when it has room (ok). Otherwise it
-// detaches a lease that no longer serves (stale, to be given back by the
-// caller) and returns the lease size the caller should ask for (want; 1:
-// none). A caller given want > 1 must call acquired when its admission is
+// takes a lease that no longer serves out of use (back: the calls that
+// give back what it did not use, for the caller's round trip) and returns
+// the lease size the caller should ask for (want; 1: none). A caller given want > 1 must call acquired when its admission is
 // done: one admission per token leases at a time. On a first take (which
 // counts the admission) of a busy token whose lease is being acquired, it
 // returns wait instead: the caller waits for it, then takes again.
-func (s *leases) take(r Request, cs []check, now time.Time, most int64, first bool) (d Decision, ok bool, stale *lease, want int64, wait <-chan struct{}) {
+func (s *leases) take(r Request, cs []check, now time.Time, most int64, first bool) (d Decision, ok bool, back []scriptCall, want int64, wait <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -147,13 +152,12 @@ func (s *leases) take(r Request, cs []check, now time.Time, most int64, first bo
 		want = 1
 	}
 	if slot.cur != nil {
-		stale = slot.cur
-		s.detach(slot)
+		back = s.detach(slot)
 	}
 	if want > 1 {
 		slot.acquiring = make(chan struct{})
 	}
-	return Decision{}, false, stale, want, nil
+	return Decision{}, false, back, want, nil
 }
 
 // acquired ends the leasing admission of token.
@@ -175,18 +179,17 @@ func (s *leases) store(token string, ls *lease, hasTokens bool) Reservation {
 	var res Reservation = noReservation{}
 	if hasTokens {
 		res = &leaseReservation{ls: ls, reserved: ls.reserved}
+		ls.inflight = 1
 	}
 	s.mu.Lock()
 	var back []scriptCall
 	slot := s.slots[token]
 	switch {
 	case s.closed || slot == nil: // closing, or swept meanwhile: nothing may hold it
-		ls.returned = true
-		back = ls.giveBack()
+		back = s.retire(ls)
 	default:
 		if slot.cur != nil {
-			back = slot.cur.giveBack()
-			s.detach(slot)
+			back = s.detach(slot)
 		}
 		slot.cur = ls
 	}
@@ -197,10 +200,26 @@ func (s *leases) store(token string, ls *lease, hasTokens bool) Reservation {
 	return res
 }
 
-// detach takes the slot's lease out of use. Called with s.mu held.
-func (s *leases) detach(slot *leaseSlot) {
-	slot.cur.returned = true
+// detach takes the slot's lease out of use and returns the calls that give
+// back what it did not use. Called with s.mu held.
+func (s *leases) detach(slot *leaseSlot) []scriptCall {
+	ls := slot.cur
 	slot.cur = nil
+	return s.retire(ls)
+}
+
+// retire gives back what a lease out of use has not handed out. With token
+// reservations still in flight (and the limiter open) it drains: what they
+// return gathers in it for the sweep, instead of a round trip each. Called
+// with s.mu held.
+func (s *leases) retire(ls *lease) []scriptCall {
+	back := ls.giveBack()
+	if ls.inflight > 0 && !s.closed {
+		s.draining[ls] = struct{}{}
+	} else {
+		ls.gone = true
+	}
+	return back
 }
 
 // matches reports whether r has exactly the limits the lease was charged for.
@@ -233,6 +252,7 @@ func (ls *lease) admit(r Request, now time.Time, need int64) Decision {
 	d.Reservation = noReservation{}
 	if len(ls.tokHolds) > 0 {
 		ls.tokens -= need
+		ls.inflight++
 		d.Reservation = &leaseReservation{ls: ls, reserved: need}
 	}
 	return d
@@ -259,13 +279,9 @@ func (ls *lease) start(l *Redis, sent time.Time, now int64) {
 	}
 }
 
-// giveBack is the settle calls that return what the lease did not hand out
-// (nil lease: none). Called with leases.mu held or once the lease is
-// detached.
+// giveBack is the settle calls that return what the lease has not handed
+// out, which it then no longer holds. Called with leases.mu held.
 func (ls *lease) giveBack() []scriptCall {
-	if ls == nil {
-		return nil
-	}
 	l := ls.owner.l
 	var out []scriptCall
 	if ls.requests > 0 {
@@ -279,6 +295,7 @@ func (ls *lease) giveBack() []scriptCall {
 		rr := &redisReservation{l: l, marker: ls.marker, reserved: ls.tokens, holds: ls.tokHolds}
 		out = rr.call(0, out)
 	}
+	ls.requests, ls.tokens = 0, 0
 	return out
 }
 
@@ -308,16 +325,24 @@ func (s *leases) sweep() {
 	}
 }
 
-// sweepExpired gives back the leases that ended and forgets tokens idle
-// for a whole second.
+// sweepExpired gives back the leases that ended and what draining leases
+// gathered, and forgets tokens idle for a whole second.
 func (s *leases) sweepExpired() {
 	now := s.l.clock()
 	var back []scriptCall
 	s.mu.Lock()
+	for ls := range s.draining {
+		back = append(back, ls.giveBack()...)
+		// A reservation never settled (a bug) must not keep it forever; a
+		// later settlement then goes to Redis.
+		if ls.inflight == 0 || now.After(ls.deadline.Add(s.l.opts.ReservationTTL)) {
+			ls.gone = true
+			delete(s.draining, ls)
+		}
+	}
 	for token, slot := range s.slots {
 		if slot.cur != nil && !now.Before(slot.cur.deadline) {
-			back = append(back, slot.cur.giveBack()...)
-			s.detach(slot)
+			back = append(back, s.detach(slot)...)
 		}
 		if slot.cur == nil && slot.acquiring == nil && slot.sec < now.Unix()-1 {
 			delete(s.slots, token)
@@ -343,10 +368,14 @@ func (s *leases) close(ctx context.Context) error {
 	}
 	s.closed = true
 	var back []scriptCall
+	for ls := range s.draining {
+		back = append(back, ls.giveBack()...)
+		ls.gone = true
+		delete(s.draining, ls)
+	}
 	for token, slot := range s.slots {
 		if slot.cur != nil {
-			back = append(back, slot.cur.giveBack()...)
-			s.detach(slot)
+			back = append(back, s.detach(slot)...)
 		}
 		delete(s.slots, token)
 	}
@@ -464,9 +493,10 @@ func (r *leaseReservation) local(actual int64) (rr *redisReservation, a int64) {
 	s := ls.owner
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ls.returned {
+	if ls.gone {
 		return &redisReservation{l: s.l, marker: ls.marker, reserved: r.reserved, holds: ls.tokHolds}, actual
 	}
+	ls.inflight--
 	ls.tokens += r.reserved - actual
 	if ls.tokens >= 0 {
 		return nil, 0

@@ -346,3 +346,48 @@ func TestLeaseSweeperGivesBack(t *testing.T) {
 		t.Fatalf("Redis counts %d requests, want the %d admitted", got, admitted)
 	}
 }
+
+// TestLeaseDrains: reservations still in flight when their lease is
+// replaced settle without a round trip each; what they return goes back
+// with the sweep, to the buckets the lease charged.
+func TestLeaseDrains(t *testing.T) {
+	t.Parallel()
+	e := newLeaseEnv(t)
+	l, hook := e.process(32)
+	tok, prj := ids()
+	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 1_000_000}, ReserveTokens: 100}
+	admitted := e.warm(l, r, 40)
+	tokens := int64(admitted) * 100 // the warm-up's reservations stay charged
+	var held []Decision
+	for range 33 { // the 33rd takes a second lease
+		held = append(held, mustAdmit(t, l, r))
+	}
+	before := hook.scriptTrips.Load()
+	for _, d := range held {
+		if err := d.Reservation.Settle(context.Background(), 10); err != nil {
+			t.Fatal(err)
+		}
+		tokens += 10
+	}
+	if got := hook.scriptTrips.Load() - before; got != 0 {
+		t.Fatalf("settling 33 leased reservations took %d round trips, want 0", got)
+	}
+	l.leases.sweepExpired() // the first lease drained: one round trip gives its tokens back
+	if got := hook.scriptTrips.Load() - before; got != 1 {
+		t.Fatalf("the sweep took %d round trips, want 1", got)
+	}
+	l.leases.mu.Lock()
+	draining := len(l.leases.draining)
+	l.leases.mu.Unlock()
+	if draining != 0 {
+		t.Fatalf("%d leases still draining, want none", draining)
+	}
+	closeLimiter(t, l)
+	lt, _ := e.process(0)
+	probe := r
+	probe.ReserveTokens = 1
+	d := mustAdmit(t, lt, probe)
+	if got := 1_000_000 - d.Tokens.Remaining - 1; got != tokens {
+		t.Fatalf("Redis counts %d tokens, want %d", got, tokens)
+	}
+}

@@ -110,17 +110,19 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	if len(cs) == 0 && (r.MaxRequests <= 0 || r.TokenID == "") {
 		return unlimited(), nil // nothing to count: no round trip
 	}
-	var stale *lease
+	var back []scriptCall
 	leaseMax := int64(1)
 	if l.opts.Lease > 1 && r.TokenID != "" {
-		d, ok, old, want, wait := l.leases.take(r, cs, l.clock(), l.opts.Lease, true)
+		d, ok, stale, want, wait := l.leases.take(r, cs, l.clock(), l.opts.Lease, true)
 		if wait != nil { // another admission is bringing a lease: cheaper than a round trip of our own
 			select {
 			case <-wait:
 			case <-ctx.Done():
 				return Decision{}, l.fail(ctx, "admit", ctx.Err())
 			}
-			d, ok, old, want, _ = l.leases.take(r, cs, l.clock(), l.opts.Lease, false)
+			var more []scriptCall
+			d, ok, more, want, _ = l.leases.take(r, cs, l.clock(), l.opts.Lease, false)
+			stale = append(stale, more...)
 		}
 		if ok {
 			if l.opts.Metrics != nil {
@@ -128,7 +130,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 			}
 			return d, nil
 		}
-		stale = old
+		back = stale
 		if want > 1 {
 			leaseMax = want
 			defer l.leases.acquired(r.TokenID)
@@ -171,7 +173,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 		args = append(args, c.limit, s.Bucket().Milliseconds(), s.Buckets, c.amount(r), enforced)
 	}
 	sent := l.clock()
-	calls := append(stale.giveBack(), scriptCall{admitScript, keys, args})
+	calls := append(back, scriptCall{admitScript, keys, args})
 	cmds := l.run(ctx, calls)
 	l.logGiveBack(cmds[:len(cmds)-1])
 	vals, err := cmds[len(cmds)-1].Int64Slice()
