@@ -83,16 +83,26 @@ func (e *leaseEnv) counted(r Request) int64 {
 	return d.Requests.Limit - d.Requests.Remaining - 1
 }
 
-// busyToken is a leasing process whose token (1,000 requests per minute)
-// has been busy for a whole second: its next admission takes a lease. It
-// returns how many requests were admitted.
-func busyToken(t *testing.T) (*leaseEnv, *Redis, *countingHook, Request, int) {
+// busyToken is a leasing process whose token, with limits and reserving
+// reserve tokens per request, has been busy for a whole second: its next
+// admission takes a lease. It returns how many requests were admitted.
+func busyToken(t *testing.T, limits llmproxy.Limits, reserve int64) (*leaseEnv, *Redis, *countingHook, Request, int) {
 	t.Helper()
 	e := newLeaseEnv(t)
 	l, hook := e.process(32)
 	tok, prj := ids()
-	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1000}}
+	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: limits, ReserveTokens: reserve}
 	return e, l, hook, r, e.warm(l, r, 40)
+}
+
+// countedTokens is what Redis holds for r's tightest token window, read by
+// an admission (of 1 token) of a limiter without leases.
+func (e *leaseEnv) countedTokens(r Request) int64 {
+	e.t.Helper()
+	l, _ := e.process(0)
+	r.ReserveTokens = 1
+	d := mustAdmit(e.t, l, r)
+	return d.Tokens.Limit - d.Tokens.Remaining - 1
 }
 
 func closeLimiter(t *testing.T, l *Redis) {
@@ -163,11 +173,7 @@ func TestLeaseAdmitsWithoutRoundTrips(t *testing.T) {
 	if err != nil || life != int64(admitted)+1 { // + the read of counted
 		t.Fatalf("lifetime counter = %d (%v), want %d", life, err, admitted+1)
 	}
-	lt, _ := e.process(0)
-	probe := r
-	probe.ReserveTokens = 1
-	d := mustAdmit(t, lt, probe)
-	if got := limits.TokensPerMinute - d.Tokens.Remaining - 1; got != tokens {
+	if got := e.countedTokens(r); got != tokens {
 		t.Fatalf("Redis counts %d tokens, want %d (reservations, settled values)", got, tokens)
 	}
 }
@@ -180,7 +186,7 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 	for _, next := range []string{"admission", "sweep"} {
 		t.Run(next, func(t *testing.T) {
 			t.Parallel()
-			e, l, hook, r, admitted := busyToken(t)
+			e, l, hook, r, admitted := busyToken(t, llmproxy.Limits{RequestsPerMinute: 1000}, 0)
 			for range 5 {
 				mustAdmit(t, l, r)
 			}
@@ -219,7 +225,7 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 // under the old one.
 func TestLeaseFollowsLimits(t *testing.T) {
 	t.Parallel()
-	_, l, hook, r, admitted := busyToken(t)
+	_, l, hook, r, admitted := busyToken(t, llmproxy.Limits{RequestsPerMinute: 1000}, 0)
 	mustAdmit(t, l, r) // takes a lease
 	admitted++
 	lowered := r
@@ -237,11 +243,7 @@ func TestLeaseFollowsLimits(t *testing.T) {
 // given back settles in Redis, against the bucket it was charged to.
 func TestLeaseSettlesAfterGiveBack(t *testing.T) {
 	t.Parallel()
-	e := newLeaseEnv(t)
-	l, _ := e.process(32)
-	tok, prj := ids()
-	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 100_000}, ReserveTokens: 100}
-	admitted := e.warm(l, r, 40)
+	e, l, _, r, admitted := busyToken(t, llmproxy.Limits{TokensPerMinute: 100_000}, 100)
 	var held []Decision
 	for range 4 {
 		held = append(held, mustAdmit(t, l, r))
@@ -252,11 +254,7 @@ func TestLeaseSettlesAfterGiveBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lt, _ := e.process(0)
-	probe := r
-	probe.ReserveTokens = 1
-	d := mustAdmit(t, lt, probe)
-	if got, want := 100_000-d.Tokens.Remaining-1, int64(admitted)*100+4*10; got != want {
+	if got, want := e.countedTokens(r), int64(admitted)*100+4*10; got != want {
 		t.Fatalf("Redis counts %d tokens, want %d", got, want)
 	}
 }
@@ -352,11 +350,7 @@ func TestLeaseSweeperGivesBack(t *testing.T) {
 // with the sweep, to the buckets the lease charged.
 func TestLeaseDrains(t *testing.T) {
 	t.Parallel()
-	e := newLeaseEnv(t)
-	l, hook := e.process(32)
-	tok, prj := ids()
-	r := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 1_000_000}, ReserveTokens: 100}
-	admitted := e.warm(l, r, 40)
+	e, l, hook, r, admitted := busyToken(t, llmproxy.Limits{TokensPerMinute: 1_000_000}, 100)
 	tokens := int64(admitted) * 100 // the warm-up's reservations stay charged
 	var held []Decision
 	for range 33 { // the 33rd takes a second lease
@@ -383,11 +377,7 @@ func TestLeaseDrains(t *testing.T) {
 		t.Fatalf("%d leases still draining, want none", draining)
 	}
 	closeLimiter(t, l)
-	lt, _ := e.process(0)
-	probe := r
-	probe.ReserveTokens = 1
-	d := mustAdmit(t, lt, probe)
-	if got := 1_000_000 - d.Tokens.Remaining - 1; got != tokens {
+	if got := e.countedTokens(r); got != tokens {
 		t.Fatalf("Redis counts %d tokens, want %d", got, tokens)
 	}
 }
