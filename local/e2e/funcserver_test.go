@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,14 +23,16 @@ import (
 // TestFunctionServer: a deployable function is served with the configured
 // header timeout (a client that sends its headers slowly is cut off), says
 // nothing on stdout per request even on Knative (K_SERVICE set), receives
-// CloudEvents, and refuses to start as another function than its image's.
+// CloudEvents up to DISPATCHER_MAX_EVENT_BYTES, and refuses to start as
+// another function than its image's.
 func TestFunctionServer(t *testing.T) {
 	eventLog := filepath.Join(t.TempDir(), "events.jsonl")
 	base, p := function(t, "dispatcher", map[string]string{
-		"FILE_EVENT_LOG":      eventLog,
-		"READ_HEADER_TIMEOUT": "300ms",
-		"K_SERVICE":           "dispatcher",
-		"FUNCTION_TARGET":     "dispatcher",
+		"FILE_EVENT_LOG":             eventLog,
+		"READ_HEADER_TIMEOUT":        "300ms",
+		"DISPATCHER_MAX_EVENT_BYTES": "4096",
+		"K_SERVICE":                  "dispatcher",
+		"FUNCTION_TARGET":            "dispatcher",
 	})
 
 	t.Run("slow headers are cut off", func(t *testing.T) {
@@ -74,6 +77,41 @@ func TestFunctionServer(t *testing.T) {
 		}
 		if out := p.Stdout(); out != "" {
 			t.Fatalf("stdout = %q, want nothing (functions-framework-go printed empty lines per request on Knative)", out)
+		}
+	})
+
+	t.Run("an event over DISPATCHER_MAX_EVENT_BYTES is refused", func(t *testing.T) {
+		for _, chunked := range []bool{false, true} {
+			id := fmt.Sprintf("funcserver-big-%v", chunked)
+			info := &llmproxy.RequestInfo{RequestID: id, Method: "POST", Path: "/v1/chat/completions",
+				TokenID: "tok_1", ProjectID: "prj_1", Status: 200, Start: time.Now(),
+				RequestBody: []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 8192) + `"}]}`)}
+			e, err := events.NewRequestCompletedEvent(events.DefaultSource, events.BuildRequestCompleted(info, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := cloudevents.NewHTTPRequestFromEvent(context.Background(), base+"/", e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if chunked { // unknown length: sent chunked, only the read can stop it
+				req.Body, req.ContentLength = io.NopCloser(io.MultiReader(req.Body)), 0
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if !chunked && (resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "request_too_large")) {
+				t.Fatalf("declared length: %d %s, want 413 request_too_large", resp.StatusCode, b)
+			}
+			if chunked && resp.StatusCode/100 == 2 {
+				t.Fatalf("chunked: %d %s, want a refusal", resp.StatusCode, b)
+			}
+			if log, _ := os.ReadFile(eventLog); strings.Contains(string(log), id) {
+				t.Fatalf("the oversize event %s was delivered", id)
+			}
 		}
 	})
 

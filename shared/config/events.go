@@ -38,6 +38,7 @@ type Events struct {
 	DispatcherTimeout     time.Duration `env:"DISPATCHER_TIMEOUT, default=30s" desc:"Timeout of one backend HTTP request."`
 	DispatcherMaxAttempts int           `env:"DISPATCHER_MAX_ATTEMPTS, default=5" desc:"llm-proxy dispatch: failed deliveries of one event before it moves to the dead-letter stream."`
 	DedupTTL              time.Duration `env:"DISPATCHER_DEDUP_TTL, default=24h" desc:"How long the dispatcher remembers delivered (source, id) pairs to acknowledge redeliveries without delivering twice (in Redis when REDIS_ADDR is set, else in memory)."`
+	MaxEventBytes         int64         `env:"DISPATCHER_MAX_EVENT_BYTES, default=16777216" desc:"Largest CloudEvent (HTTP body) the dispatcher function accepts; a larger one is answered 413 and not delivered. An event holds at most OBSERVABILITY_MAX_REQUEST_BODY_BYTES and OBSERVABILITY_MAX_RESPONSE_BODY_BYTES of bodies, JSON-escaped."`
 	FileMaxBytes          int64         `env:"DISPATCHER_FILE_MAX_BYTES, default=104857600" desc:"The file backend rotates its JSONL file (to <path>.<timestamp>) when it would grow beyond this size (0: never)."`
 }
 
@@ -112,6 +113,8 @@ func (x Events) validate() error {
 		return invalid("DISPATCHER_MAX_ATTEMPTS", "must be at least 1", x.DispatcherMaxAttempts)
 	case x.DedupTTL <= 0:
 		return invalid("DISPATCHER_DEDUP_TTL", "must be positive", x.DedupTTL)
+	case x.MaxEventBytes < 1024:
+		return invalid("DISPATCHER_MAX_EVENT_BYTES", "must be at least 1024", x.MaxEventBytes)
 	case x.FileMaxBytes < 0:
 		return invalid("DISPATCHER_FILE_MAX_BYTES", "must not be negative", x.FileMaxBytes)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/logging"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -148,8 +149,9 @@ func (r *Runtime) ServeHTTPFunction(port string, h http.Handler) error {
 
 // ServeCloudEventFunction serves fn as a CloudEvent receiver (binary or
 // structured HTTP, as functions-framework-go receives them) at "/", beside
-// the health endpoints, on port until SIGTERM drains it.
-func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, fn func(context.Context, cloudevents.Event) error) error {
+// the health endpoints, on port until SIGTERM drains it. A body larger than
+// maxBytes is refused (413) without being read.
+func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, maxBytes int64, fn func(context.Context, cloudevents.Event) error) error {
 	p, err := cloudevents.NewHTTP()
 	if err != nil {
 		return fmt.Errorf("cloudevents protocol: %w", err)
@@ -158,7 +160,21 @@ func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, fn f
 	if err != nil {
 		return fmt.Errorf("cloudevents receiver: %w", err)
 	}
-	return r.serve(port, r.Handler(recv))
+	return r.serve(port, r.Handler(limitBody(recv, maxBytes, r.log)))
+}
+
+// limitBody answers 413 to a request whose declared body is larger than
+// max, and ends a longer chunked body there (its read fails).
+func limitBody(h http.Handler, max int64, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > max {
+			web.WriteError(w, req, log, llmproxy.Wrap(llmproxy.ErrTooLarge, llmproxy.CodeTooLarge,
+				fmt.Sprintf("event body of %d bytes is larger than DISPATCHER_MAX_EVENT_BYTES (%d)", req.ContentLength, max), nil))
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, max)
+		h.ServeHTTP(w, req)
+	})
 }
 
 // serve runs h on port with the configured header and idle timeouts.
