@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +213,48 @@ func TestBrokerBatchesToHandler(t *testing.T) {
 		if n := b.count(id); n != 1 {
 			t.Errorf("%s delivered %d times", id, n)
 		}
+	}
+}
+
+// TestHandlerBoundsBodies: one event or a batch larger than Deps.MaxBody is
+// answered 413 and not delivered; smaller ones are.
+func TestHandlerBoundsBodies(t *testing.T) {
+	b := &perEventBackend{}
+	d, err := New(Deps{Backend: b, MaxBody: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	padded := func(id string, pad int) event.Event {
+		ev := requestEvent(t, id)
+		var data map[string]any
+		if err := json.Unmarshal(ev.Data(), &data); err != nil {
+			t.Fatal(err)
+		}
+		data["pad"] = strings.Repeat("x", pad) // in the body in binary and structured mode
+		if err := ev.SetData("application/json", data); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	for _, tc := range []struct {
+		name string
+		post func() int
+		id   string
+		want int
+	}{
+		{"event", func() int { return postEvent(t, srv.URL, padded("small", 0)) }, "small", http.StatusOK},
+		{"event over", func() int { return postEvent(t, srv.URL, padded("big", 8192)) }, "big", http.StatusRequestEntityTooLarge},
+		{"batch over", func() int { return postBatch(t, srv.URL, padded("b1", 3000), padded("b2", 3000)) }, "b1", http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.post(); got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
+			}
+			if delivered := b.count(tc.id) == 1; delivered != (tc.want == http.StatusOK) {
+				t.Fatalf("delivered = %v, want %v", delivered, tc.want == http.StatusOK)
+			}
+		})
 	}
 }

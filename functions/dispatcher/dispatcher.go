@@ -59,7 +59,10 @@ type Deps struct {
 	DedupTTL time.Duration // for the default Deduper (24h)
 	// LeaseTTL bounds how long a claimed event stays "in progress" when its
 	// deliverer dies (2m; for the default Deduper).
-	LeaseTTL   time.Duration
+	LeaseTTL time.Duration
+	// MaxBody bounds a request to Handler, one event or a batch
+	// (DISPATCHER_MAX_EVENT_BYTES; default 16 MiB).
+	MaxBody    int64
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics not registered
 }
@@ -123,8 +126,16 @@ func New(deps Deps) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudevents handler: %w", err)
 	}
+	maxBody := deps.MaxBody
+	if maxBody <= 0 {
+		maxBody = 16 << 20
+	}
 	d.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		if r.ContentLength > maxBody { // refused unread; a longer chunked body fails its read
+			http.Error(w, fmt.Sprintf("request body larger than %d bytes (DISPATCHER_MAX_EVENT_BYTES)", maxBody), http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if r.Method == http.MethodPost && isBatch(r.Header) {
 			d.serveBatch(w, r)
 			return
@@ -147,7 +158,7 @@ func FromConfig(cfg config.Config, rdb redis.UniversalClient, fileOverride strin
 	if err != nil {
 		return nil, err
 	}
-	deps := Deps{Backend: b, DedupTTL: cfg.Events.DedupTTL, Log: log, Registerer: reg}
+	deps := Deps{Backend: b, DedupTTL: cfg.Events.DedupTTL, MaxBody: cfg.Events.MaxEventBytes, Log: log, Registerer: reg}
 	if rdb != nil {
 		deps.Dedup = NewRedisDedup(rdb, cfg.Redis.KeyPrefix+"dispatch:"+b.Name()+":", cfg.Events.DedupTTL, 2*cfg.Events.DispatcherTimeout)
 	}
@@ -165,8 +176,8 @@ func (d *Dispatcher) Backend() Backend { return d.backend }
 // take; 503 (or 429 when the only failures are deliveries under way
 // elsewhere) when any may succeed on a retry — redelivering the whole batch
 // is safe, the delivered ones are duplicates then; 400 when the batch is
-// undecodable or, with no retryable failure, holds a poison event; 413 when
-// it exceeds 16 MiB.
+// undecodable or, with no retryable failure, holds a poison event. Either
+// kind of request is answered 413 when it is larger than Deps.MaxBody.
 func (d *Dispatcher) Handler() http.Handler { return d.handler }
 
 // ServeHTTP makes the Dispatcher itself an http.Handler (same as Handler).

@@ -53,23 +53,9 @@ func TestFunctionServer(t *testing.T) {
 	})
 
 	t.Run("a CloudEvent is received, stdout stays empty", func(t *testing.T) {
-		info := &llmproxy.RequestInfo{RequestID: "funcserver-1", Method: "POST", Path: "/v1/chat/completions",
-			TokenID: "tok_1", ProjectID: "prj_1", Status: 200, Start: time.Now()}
-		e, err := events.NewRequestCompletedEvent(events.DefaultSource, events.BuildRequestCompleted(info, false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := cloudevents.NewHTTPRequestFromEvent(context.Background(), base+"/", e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("CloudEvent: status %d, want 2xx", resp.StatusCode)
+		resp := postEvent(t, base, "funcserver-1", 0, false)
+		if resp.status/100 != 2 {
+			t.Fatalf("CloudEvent: status %d %s, want 2xx", resp.status, resp.body)
 		}
 		b, err := os.ReadFile(eventLog)
 		if err != nil || !strings.Contains(string(b), "funcserver-1") {
@@ -83,31 +69,12 @@ func TestFunctionServer(t *testing.T) {
 	t.Run("an event over DISPATCHER_MAX_EVENT_BYTES is refused", func(t *testing.T) {
 		for _, chunked := range []bool{false, true} {
 			id := fmt.Sprintf("funcserver-big-%v", chunked)
-			info := &llmproxy.RequestInfo{RequestID: id, Method: "POST", Path: "/v1/chat/completions",
-				TokenID: "tok_1", ProjectID: "prj_1", Status: 200, Start: time.Now(),
-				RequestBody: []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 8192) + `"}]}`)}
-			e, err := events.NewRequestCompletedEvent(events.DefaultSource, events.BuildRequestCompleted(info, true))
-			if err != nil {
-				t.Fatal(err)
+			resp := postEvent(t, base, id, 8192, chunked)
+			if !chunked && resp.status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("declared length: %d %s, want 413", resp.status, resp.body)
 			}
-			req, err := cloudevents.NewHTTPRequestFromEvent(context.Background(), base+"/", e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if chunked { // unknown length: sent chunked, only the read can stop it
-				req.Body, req.ContentLength = io.NopCloser(io.MultiReader(req.Body)), 0
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if !chunked && (resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "request_too_large")) {
-				t.Fatalf("declared length: %d %s, want 413 request_too_large", resp.StatusCode, b)
-			}
-			if chunked && resp.StatusCode/100 == 2 {
-				t.Fatalf("chunked: %d %s, want a refusal", resp.StatusCode, b)
+			if chunked && resp.status/100 == 2 {
+				t.Fatalf("chunked: %d %s, want a refusal", resp.status, resp.body)
 			}
 			if log, _ := os.ReadFile(eventLog); strings.Contains(string(log), id) {
 				t.Fatalf("the oversize event %s was delivered", id)
@@ -131,4 +98,37 @@ func TestFunctionServer(t *testing.T) {
 			t.Fatalf("stderr %q does not name FUNCTION_TARGET", q.Stderr())
 		}
 	})
+}
+
+type answer struct {
+	status int
+	body   string
+}
+
+// postEvent sends a request.completed CloudEvent (binary mode) with id to
+// base, its request body padded with pad bytes, chunked (no declared
+// length) when asked.
+func postEvent(t *testing.T, base, id string, pad int, chunked bool) answer {
+	t.Helper()
+	info := &llmproxy.RequestInfo{RequestID: id, Method: "POST", Path: "/v1/chat/completions",
+		TokenID: "tok_1", ProjectID: "prj_1", Status: 200, Start: time.Now(),
+		RequestBody: []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", pad) + `"}]}`)}
+	e, err := events.NewRequestCompletedEvent(events.DefaultSource, events.BuildRequestCompleted(info, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := cloudevents.NewHTTPRequestFromEvent(context.Background(), base+"/", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chunked { // unknown length: sent chunked, only the read can stop it
+		req.Body, req.ContentLength = io.NopCloser(io.MultiReader(req.Body)), 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: string(b)}
 }

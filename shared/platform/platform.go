@@ -1,5 +1,6 @@
-// Package platform serves a deployable function: its handler or CloudEvent
-// receiver (functions-framework-go's model) on PORT with header and idle
+// Package platform serves a deployable function: its handler
+// (functions-framework-go's model; the dispatcher's receives CloudEvents) on
+// PORT with header and idle
 // timeouts, health and readiness endpoints (/_/health and /_/ready for
 // OpenFaaS, /healthz, /health, /live and /ready), counting of in-flight
 // requests, and a drain on SIGTERM that lets in-flight requests — streams
@@ -12,7 +13,6 @@ package platform
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -22,11 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-
 	"github.com/llm-proxy/llm-proxy/shared/buildinfo"
 	"github.com/llm-proxy/llm-proxy/shared/config"
-	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/logging"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -35,8 +32,7 @@ import (
 type Runtime struct {
 	name     string
 	log      *slog.Logger
-	server   config.Server
-	grace    time.Duration
+	server   config.Server // timeouts; ShutdownGrace bounds the drain
 	checks   []web.Check
 	inflight sync.WaitGroup
 	active   atomic.Int64
@@ -50,7 +46,7 @@ type Runtime struct {
 // timeouts (SHUTDOWN_GRACE_PERIOD bounds the drain); checks are the
 // readiness dependencies (database, Redis).
 func New(name string, log *slog.Logger, server config.Server, checks ...web.Check) *Runtime {
-	return &Runtime{name: name, log: log, server: server, grace: server.ShutdownGrace, checks: checks, exit: os.Exit}
+	return &Runtime{name: name, log: log, server: server, checks: checks, exit: os.Exit}
 }
 
 // OnDrain registers f to run after in-flight requests finished (e.g. flush
@@ -108,10 +104,10 @@ func rewrite(h http.Handler, path string) http.Handler {
 // request is in flight or grace has passed, then runs the drain hooks.
 func (r *Runtime) Drain() {
 	r.draining.Store(true)
-	r.log.Info("draining", "in_flight", r.active.Load(), "grace", r.grace)
+	r.log.Info("draining", "in_flight", r.active.Load(), "grace", r.server.ShutdownGrace)
 	done := make(chan struct{})
 	go func() { r.inflight.Wait(); close(done) }()
-	ctx, cancel := context.WithTimeout(context.Background(), r.grace)
+	ctx, cancel := context.WithTimeout(context.Background(), r.server.ShutdownGrace)
 	defer cancel()
 	select {
 	case <-done:
@@ -147,36 +143,6 @@ func (r *Runtime) ServeHTTPFunction(port string, h http.Handler) error {
 	return r.serve(port, r.Handler(h))
 }
 
-// ServeCloudEventFunction serves fn as a CloudEvent receiver (binary or
-// structured HTTP, as functions-framework-go receives them) at "/", beside
-// the health endpoints, on port until SIGTERM drains it. A body larger than
-// maxBytes is refused (413) without being read.
-func (r *Runtime) ServeCloudEventFunction(ctx context.Context, port string, maxBytes int64, fn func(context.Context, cloudevents.Event) error) error {
-	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		return fmt.Errorf("cloudevents protocol: %w", err)
-	}
-	recv, err := cloudevents.NewHTTPReceiveHandler(ctx, p, fn)
-	if err != nil {
-		return fmt.Errorf("cloudevents receiver: %w", err)
-	}
-	return r.serve(port, r.Handler(limitBody(recv, maxBytes, r.log)))
-}
-
-// limitBody answers 413 to a request whose declared body is larger than
-// max, and ends a longer chunked body there (its read fails).
-func limitBody(h http.Handler, max int64, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.ContentLength > max {
-			web.WriteError(w, req, log, llmproxy.Wrap(llmproxy.ErrTooLarge, llmproxy.CodeTooLarge,
-				fmt.Sprintf("event body of %d bytes is larger than DISPATCHER_MAX_EVENT_BYTES (%d)", req.ContentLength, max), nil))
-			return
-		}
-		req.Body = http.MaxBytesReader(w, req.Body, max)
-		h.ServeHTTP(w, req)
-	})
-}
-
 // serve runs h on port with the configured header and idle timeouts.
 //
 // functions-framework-go's Start serves with http.ListenAndServe: no
@@ -185,7 +151,7 @@ func limitBody(h http.Handler, max int64, log *slog.Logger) http.Handler {
 // (K_SERVICE set), two empty lines written to stdout and stderr after every
 // request. The functions keep its model (a plain handler or CloudEvent
 // receiver, one per image, FUNCTION_TARGET naming it: see Main) and are
-// served here.
+// served here as plain handlers.
 func (r *Runtime) serve(port string, h http.Handler) error {
 	srv := &http.Server{
 		Addr:              ":" + port,

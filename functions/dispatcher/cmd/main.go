@@ -38,5 +38,5 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	rt := platform.New(name, log, cfg.Server, checks...)
-	return rt.ServeCloudEventFunction(ctx, platform.Port(cfg), cfg.Events.MaxEventBytes, d.Receive)
+	return rt.ServeHTTPFunction(platform.Port(cfg), d.Handler())
 }
