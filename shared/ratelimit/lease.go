@@ -91,9 +91,8 @@ func (slot *leaseSlot) demand(now time.Time, most int64) int64 {
 // leases.mu.
 type lease struct {
 	owner    *leases
-	checks   []check
 	lifeMax  int64
-	res      []result // the windows as the leasing admission saw them
+	res      []result // the windows (checks) as the leasing admission saw them
 	resetAt  []time.Time
 	deadline time.Time // end of the earliest charged sub-bucket, on Redis.clock
 	reqHolds []hold
@@ -172,12 +171,12 @@ func (s *leases) acquired(token string) {
 
 // store makes ls the token's lease; the admission that charged it takes
 // the first of its requests, and gets the returned Reservation.
-func (s *leases) store(token string, ls *lease, hasTokens bool) Reservation {
+func (s *leases) store(token string, ls *lease) Reservation {
 	ls.owner = s
 	ls.requests = ls.granted - 1
 	ls.tokens = (ls.granted - 1) * ls.reserved
 	var res Reservation = noReservation{}
-	if hasTokens {
+	if len(ls.tokHolds) > 0 { // token windows: their reservation settles against the lease
 		res = &leaseReservation{ls: ls, reserved: ls.reserved}
 		ls.inflight = 1
 	}
@@ -224,11 +223,11 @@ func (s *leases) retire(ls *lease) []scriptCall {
 
 // matches reports whether r has exactly the limits the lease was charged for.
 func (ls *lease) matches(r Request, cs []check) bool {
-	if len(cs) != len(ls.checks) || max(r.MaxRequests, 0) != ls.lifeMax {
+	if len(cs) != len(ls.res) || max(r.MaxRequests, 0) != ls.lifeMax {
 		return false
 	}
 	for i := range cs {
-		if cs[i] != ls.checks[i] {
+		if cs[i] != ls.res[i].c {
 			return false
 		}
 	}
@@ -239,13 +238,13 @@ func (ls *lease) matches(r Request, cs []check) bool {
 // view: the windows as the lease found them plus what it handed out since.
 // Called with leases.mu held.
 func (ls *lease) admit(r Request, now time.Time, need int64) Decision {
-	res := make([]result, len(ls.checks))
-	for i, c := range ls.checks {
+	res := make([]result, len(ls.res))
+	for i, w := range ls.res {
 		used := ls.granted - ls.requests
-		if specs[c.kind].Tokens {
+		if specs[w.c.kind].Tokens {
 			used = ls.granted*ls.reserved - ls.tokens
 		}
-		res[i] = result{c: c, total: ls.res[i].total + used, reset: max(ls.resetAt[i].Sub(now), 0)}
+		res[i] = result{c: w.c, total: w.total + used, reset: max(ls.resetAt[i].Sub(now), 0)}
 	}
 	d := decision(r, res, true, false)
 	ls.requests--

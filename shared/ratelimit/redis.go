@@ -205,14 +205,14 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	switch {
 	case leased > 1:
 		ls := &lease{
-			checks: cs, lifeMax: lifeMax, res: res, reqHolds: reqHolds, tokHolds: holds,
+			lifeMax: lifeMax, res: res, reqHolds: reqHolds, tokHolds: holds,
 			marker: l.key(part, "res:"), granted: leased, reserved: max(r.ReserveTokens, 0),
 		}
 		if lifeMax > 0 {
 			ls.life = keys[len(keys)-2]
 		}
 		ls.start(l, sent, vals[2])
-		d.Reservation = l.leases.store(r.TokenID, ls, hasTokens)
+		d.Reservation = l.leases.store(r.TokenID, ls)
 	case hasTokens:
 		d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
 	}
