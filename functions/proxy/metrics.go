@@ -41,6 +41,9 @@ type Metrics struct {
 	byEndpoint sync.Map // endpoint → *endpointSeries
 	tokenMu    sync.Mutex
 	tokenSet   [2][2]prometheus.Counter // [prompt, completion][reported, estimated]
+
+	unattributed *prometheus.CounterVec
+	byCode       sync.Map // error code → prometheus.Counter of unattributed
 }
 
 // endpointSeries are one endpoint's labelled series. Endpoints are the
@@ -116,6 +119,10 @@ func NewMetrics() *Metrics {
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_proxy_model_tokens_total", Help: "Model tokens by kind (prompt, completion) and source (reported, estimated).",
 	}, []string{"kind", "source"})
+	m.unattributed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_proxy_unattributed_requests_total",
+		Help: "Requests refused before a token was recognised (no CloudEvent is emitted for them), by error code.",
+	}, []string{"error_code"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "llm_proxy_http_requests_in_flight", Help: "Requests being served."})
 	m.streams = prometheus.NewGauge(prometheus.GaugeOpts{Name: "llm_proxy_streams_in_flight", Help: "SSE streams being relayed."})
 	m.streamTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_proxy_streams_total", Help: "SSE streams relayed."})
@@ -123,7 +130,7 @@ func NewMetrics() *Metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
 	m.Registry.MustRegister(
-		m.requests, m.duration, m.upstream, m.ttfb, m.tokens, m.inFlight, m.streams, m.streamTotal,
+		m.requests, m.duration, m.upstream, m.ttfb, m.tokens, m.unattributed, m.inFlight, m.streams, m.streamTotal,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llm_proxy_uptime_seconds", Help: "Seconds since the proxy started."},
 			func() float64 { return time.Since(m.started).Seconds() }),
 		orig("llm_proxy_requests_total", "Proxied requests (all outcomes).", &m.reqCount),
@@ -168,6 +175,9 @@ func (m *Metrics) end(st *state, info *llmproxy.RequestInfo) {
 		m.tokenCounter(false, u.Source).Add(float64(u.PromptTokens))
 		m.tokenCounter(true, u.Source).Add(float64(u.CompletionTokens))
 	}
+	if info.ProjectID == "" && info.ErrorCode != "" { // not a CORS preflight
+		m.unattributedCounter(info.ErrorCode).Inc()
+	}
 	m.reqCount.Add(1)
 	if info.Status >= 400 {
 		m.errCount.Add(1)
@@ -183,6 +193,16 @@ func (m *Metrics) end(st *state, info *llmproxy.RequestInfo) {
 	case llmproxy.CacheMiss:
 		m.cacheMisses.Add(1)
 	}
+}
+
+// unattributedCounter is the series of one error code. The codes are the
+// proxy's own refusals before authentication (a bounded set).
+func (m *Metrics) unattributedCounter(code string) prometheus.Counter {
+	if c, ok := m.byCode.Load(code); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.byCode.LoadOrStore(code, m.unattributed.WithLabelValues(code))
+	return c.(prometheus.Counter)
 }
 
 func statusClass(s int) string {

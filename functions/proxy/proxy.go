@@ -465,7 +465,12 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 		p.usage.Record(info.TokenID, info.ProjectID, hit, prompt, completion)
 	}
 	p.metrics.end(st, info)
-	if p.events != nil {
+	// A request refused before a token was recognised belongs to no
+	// project: it is counted (llm_proxy_unattributed_requests_total) and
+	// access-logged, not emitted. Anyone can send such requests, and an
+	// event each would let them drive the dispatchers' traffic, and what a
+	// paid observability service bills, without a token.
+	if p.events != nil && info.ProjectID != "" {
 		p.events.RequestCompleted(info)
 	}
 }

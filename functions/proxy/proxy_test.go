@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/llm-proxy/llm-proxy/internal/mockopenai"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
@@ -136,25 +138,27 @@ apis:
 		hdr                             map[string]string
 		status                          int
 		code                            string
+		unattributed                    bool // refused before the token was checked
 	}{
-		{"no token", "POST", "/v1/chat/completions", "", chatBody, nil, 401, "invalid_token"},
-		{"unknown token", "POST", "/v1/chat/completions", "sk-nope", chatBody, nil, 401, "token_not_found"},
-		{"basic scheme", "POST", "/v1/chat/completions", "", chatBody, map[string]string{"Authorization": "Basic abc"}, 401, "invalid_token"},
-		{"endpoint", "POST", "/v1/fine_tuning/jobs", goodToken, chatBody, nil, 404, "endpoint_not_found"},
-		{"prefix trick", "GET", "/v1/modelsX", goodToken, "", nil, 404, "endpoint_not_found"},
-		{"dot segments", "GET", "/v1/models/../files", goodToken, "", nil, 404, "endpoint_not_found"},
-		{"method", "DELETE", "/v1/models/gpt-4o", goodToken, "", nil, 405, "method_not_allowed"},
-		{"too large", "POST", "/v1/chat/completions", goodToken, big, nil, 413, "request_too_large"},
-		{"model not allowed", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-3.5-turbo"}`, nil, 400, "param_not_allowed"},
+		{"no token", "POST", "/v1/chat/completions", "", chatBody, nil, 401, "invalid_token", true},
+		{"unknown token", "POST", "/v1/chat/completions", "sk-nope", chatBody, nil, 401, "token_not_found", true},
+		{"basic scheme", "POST", "/v1/chat/completions", "", chatBody, map[string]string{"Authorization": "Basic abc"}, 401, "invalid_token", true},
+		{"endpoint", "POST", "/v1/fine_tuning/jobs", goodToken, chatBody, nil, 404, "endpoint_not_found", true},
+		{"prefix trick", "GET", "/v1/modelsX", goodToken, "", nil, 404, "endpoint_not_found", true},
+		{"dot segments", "GET", "/v1/models/../files", goodToken, "", nil, 404, "endpoint_not_found", true},
+		{"method", "DELETE", "/v1/models/gpt-4o", goodToken, "", nil, 405, "method_not_allowed", true},
+		{"too large", "POST", "/v1/chat/completions", goodToken, big, nil, 413, "request_too_large", false},
+		{"model not allowed", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-3.5-turbo"}`, nil, 400, "param_not_allowed", false},
 		{"charset bypass", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-3.5-turbo"}`,
-			map[string]string{"Content-Type": "application/json; charset=utf-8"}, 400, "param_not_allowed"},
+			map[string]string{"Content-Type": "application/json; charset=utf-8"}, 400, "param_not_allowed", false},
 		{"text/plain bypass", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-3.5-turbo"}`,
-			map[string]string{"Content-Type": "text/plain"}, 400, "param_not_allowed"},
-		{"invalid json", "POST", "/v1/chat/completions", goodToken, `{"model":`, nil, 400, "invalid_request_body"},
-		{"duplicate key", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-4o","model":"gpt-3.5-turbo"}`, nil, 400, "invalid_request_body"},
-		{"non-string model", "POST", "/v1/chat/completions", goodToken, `{"model":["gpt-4o"]}`, nil, 400, "param_not_allowed"},
-		{"unlisted origin", "POST", "/v1/chat/completions", goodToken, chatBody, map[string]string{"Origin": "https://evil.example"}, 403, "origin_not_allowed"},
+			map[string]string{"Content-Type": "text/plain"}, 400, "param_not_allowed", false},
+		{"invalid json", "POST", "/v1/chat/completions", goodToken, `{"model":`, nil, 400, "invalid_request_body", false},
+		{"duplicate key", "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-4o","model":"gpt-3.5-turbo"}`, nil, 400, "invalid_request_body", false},
+		{"non-string model", "POST", "/v1/chat/completions", goodToken, `{"model":["gpt-4o"]}`, nil, 400, "param_not_allowed", false},
+		{"unlisted origin", "POST", "/v1/chat/completions", goodToken, chatBody, map[string]string{"Origin": "https://evil.example"}, 403, "origin_not_allowed", true},
 	}
+	unattributed := map[string]float64{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := h.mock.Requests()
@@ -171,9 +175,29 @@ apis:
 			if h.mock.Requests() != before {
 				t.Fatal("a refused request reached upstream")
 			}
-			info := h.events.next(t)
-			if info.Status != tt.status || info.ErrorCode != tt.code {
-				t.Fatalf("event status %d code %q", info.Status, info.ErrorCode)
+			if !tt.unattributed {
+				info := h.events.next(t)
+				if info.Status != tt.status || info.ErrorCode != tt.code || info.ProjectID != "proj-1" {
+					t.Fatalf("event status %d code %q project %q", info.Status, info.ErrorCode, info.ProjectID)
+				}
+				return
+			}
+			// Refused before a token was recognised: counted, no event.
+			// The counter moves in the bookkeeping after the response; the
+			// next event must then be a later request's.
+			counter := h.proxy.Metrics().unattributed.WithLabelValues(tt.code)
+			want := unattributed[tt.code] + 1
+			unattributed[tt.code] = want
+			deadline := time.Now().Add(10 * time.Second)
+			for testutil.ToFloat64(counter) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("llm_proxy_unattributed_requests_total{error_code=%q} = %v, want %v", tt.code, testutil.ToFloat64(counter), want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			marker := h.do(t, "POST", "/v1/chat/completions", goodToken, chatBody, nil)
+			if info := h.events.next(t); info.RequestID != marker.header.Get("X-Request-ID") {
+				t.Fatalf("an event for a request no project owns: %+v", info)
 			}
 		})
 	}
