@@ -42,29 +42,6 @@ func BenchmarkProxyChat(b *testing.B) {
 	mock := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	b.Cleanup(mock.Close)
 	target, _ := url.Parse(mock.URL)
-	body := []byte(benchChatBody)
-
-	run := func(b *testing.B, h http.Handler, auth string) {
-		b.Helper()
-		do := func() *httptest.ResponseRecorder {
-			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+auth)
-			req.Header.Set("Content-Type", "application/json")
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			return rec
-		}
-		if rec := do(); rec.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for b.Loop() {
-			if rec := do(); rec.Code != http.StatusOK {
-				b.Fatalf("status %d: %s", rec.Code, rec.Body)
-			}
-		}
-	}
 
 	b.Run("bare", func(b *testing.B) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -78,49 +55,98 @@ func BenchmarkProxyChat(b *testing.B) {
 			Transport:     tr,
 			FlushInterval: -1,
 		}
-		run(b, rp, "anything")
+		benchRequests(b, rp, "anything", http.StatusOK)
 	})
 
 	b.Run("proxy", func(b *testing.B) {
-		env := newRealEnv(b, "sqlite")
-		exp := time.Now().Add(time.Hour)
-		maxReq := int64(1 << 40)
-		plain, err := tokens.Generate()
-		if err != nil {
-			b.Fatal(err)
-		}
-		big := llmproxy.Limits{RequestsPerMinute: 1 << 40, RequestsPerDay: 1 << 40, TokensPerMinute: 1 << 40, TokensPerDay: 1 << 40}
-		if _, err := env.store.CreateToken(context.Background(), llmproxy.Token{
-			Hash: env.keyring.HashToken(plain), Hint: tokens.Hint(plain), ProjectID: env.project.ID,
-			ExpiresAt: &exp, IsActive: true, MaxRequests: &maxReq, Limits: big,
-		}, nil); err != nil {
-			b.Fatal(err)
-		}
-		api, err := apiconfig.Default().WithBaseURL(mock.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cache := httpcache.New(httpcache.NewMemory(64<<20, nil), httpcache.Options{}, nil)
-		log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-		cfg := testConfig() // production defaults: no body capture
-		cfg.CaptureBodies, cfg.DefaultReserveTokens = false, 1024
-		p, err := New(Deps{
-			Config: cfg, API: api,
-			Auth:    tokens.NewValidator(env.store, env.keyring, tokens.ValidatorOptions{}),
-			Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}),
-			Usage:   newUsageRecorder(), Counter: sharedCounter(), Cache: cache.Middleware,
-			Events: discardSink{}, Log: log,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			if tr, ok := p.transport.(*http.Transport); ok {
-				tr.CloseIdleConnections()
-			}
-		})
-		mux := http.NewServeMux()
-		mux.Handle("/v1/", p)
-		run(b, web.Chain(log, mux), plain)
+		h, token := benchProxy(b, mock.URL)
+		benchRequests(b, h, token, http.StatusOK)
 	})
+}
+
+// BenchmarkProxyRefusal measures a request refused for its malformed token
+// through the whole handler, next to the mock upstream's own 401 for a
+// wrong key (make bench's reject-malformed scenario, in process).
+func BenchmarkProxyRefusal(b *testing.B) {
+	mock := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
+	b.Cleanup(mock.Close)
+	b.Run("mock", func(b *testing.B) {
+		benchRequests(b, mock, "sk-wrong", http.StatusUnauthorized)
+	})
+	b.Run("proxy", func(b *testing.B) {
+		h, _ := benchProxy(b, mock.URL)
+		benchRequests(b, h, "not-a-token", http.StatusUnauthorized)
+	})
+}
+
+// benchRequests sends make bench's chat request to h with the bearer auth
+// and checks the status of each answer.
+func benchRequests(b *testing.B, h http.Handler, auth string, status int) {
+	b.Helper()
+	body := []byte(benchChatBody)
+	do := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+auth)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := do(); rec.Code != status {
+		b.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if rec := do(); rec.Code != status {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// benchProxy is the proxy as llm-proxy serve runs it (see
+// BenchmarkProxyChat) in front of the upstream at upstreamURL, and a token
+// it accepts.
+func benchProxy(b *testing.B, upstreamURL string) (http.Handler, string) {
+	b.Helper()
+	env := newRealEnv(b, "sqlite")
+	exp := time.Now().Add(time.Hour)
+	maxReq := int64(1 << 40)
+	plain, err := tokens.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	big := llmproxy.Limits{RequestsPerMinute: 1 << 40, RequestsPerDay: 1 << 40, TokensPerMinute: 1 << 40, TokensPerDay: 1 << 40}
+	if _, err := env.store.CreateToken(context.Background(), llmproxy.Token{
+		Hash: env.keyring.HashToken(plain), Hint: tokens.Hint(plain), ProjectID: env.project.ID,
+		ExpiresAt: &exp, IsActive: true, MaxRequests: &maxReq, Limits: big,
+	}, nil); err != nil {
+		b.Fatal(err)
+	}
+	api, err := apiconfig.Default().WithBaseURL(upstreamURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := httpcache.New(httpcache.NewMemory(64<<20, nil), httpcache.Options{}, nil)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cfg := testConfig() // production defaults: no body capture
+	cfg.CaptureBodies, cfg.DefaultReserveTokens = false, 1024
+	p, err := New(Deps{
+		Config: cfg, API: api,
+		Auth:    tokens.NewValidator(env.store, env.keyring, tokens.ValidatorOptions{}),
+		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		Usage:   newUsageRecorder(), Counter: sharedCounter(), Cache: cache.Middleware,
+		Events: discardSink{}, Log: log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if tr, ok := p.transport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", p)
+	return web.Chain(log, mux), plain
 }

@@ -185,16 +185,8 @@ apis:
 			// Refused before a token was recognised: counted, no event.
 			// The counter moves in the bookkeeping after the response; the
 			// next event must then be a later request's.
-			counter := h.proxy.Metrics().unattributed.WithLabelValues(tt.code)
-			want := unattributed[tt.code] + 1
-			unattributed[tt.code] = want
-			deadline := time.Now().Add(10 * time.Second)
-			for testutil.ToFloat64(counter) != want {
-				if time.Now().After(deadline) {
-					t.Fatalf("llm_proxy_unattributed_requests_total{error_code=%q} = %v, want %v", tt.code, testutil.ToFloat64(counter), want)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			unattributed[tt.code]++
+			waitUnattributed(t, h, tt.code, unattributed[tt.code])
 			marker := h.do(t, "POST", "/v1/chat/completions", goodToken, chatBody, nil)
 			if info := h.events.next(t); info.RequestID != marker.header.Get("X-Request-ID") {
 				t.Fatalf("an event for a request no project owns: %+v", info)
@@ -221,6 +213,18 @@ apis:
 	}
 	if r.header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatal("credentials allowed")
+	}
+}
+
+// waitUnattributed waits until llm_proxy_unattributed_requests_total of
+// code is want: requests are counted in the bookkeeping after the response.
+func waitUnattributed(t *testing.T, h *harness, code string, want float64) {
+	t.Helper()
+	counter := h.proxy.Metrics().unattributed.WithLabelValues(code)
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(counter) != want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("llm_proxy_unattributed_requests_total{error_code=%q} = %v, want %v", code, testutil.ToFloat64(counter), want)
+		}
 	}
 }
 
@@ -588,8 +592,8 @@ func TestMetricsHandlers(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	h.do(t, "POST", "/v1/chat/completions", goodToken, chatBody, nil)
 	h.do(t, "GET", "/v1/nope", goodToken, "", nil)
-	h.events.next(t)
-	h.events.next(t)
+	h.events.next(t) // the chat request's; the refused one emits none
+	waitUnattributed(t, h, "endpoint_not_found", 1)
 	resp, err := http.Get(h.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -599,6 +603,7 @@ func TestMetricsHandlers(t *testing.T) {
 	for _, want := range []string{
 		`llm_proxy_http_requests_total{code="2xx",endpoint="/v1/chat/completions"} 1`,
 		`llm_proxy_http_requests_total{code="4xx",endpoint="other"} 1`,
+		`llm_proxy_unattributed_requests_total{error_code="endpoint_not_found"} 1`,
 		`llm_proxy_model_tokens_total{kind="completion",source="reported"} 5`,
 		"llm_proxy_requests_total 2", "llm_proxy_errors_total 1", "llm_proxy_time_to_first_byte_seconds_bucket",
 		"llm_proxy_upstream_latency_seconds_bucket", "llm_proxy_streams_in_flight 0", "go_goroutines",

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
@@ -75,7 +77,35 @@ func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 // WriteOpenAIBody writes an OpenAI-shaped error with the given status, code
 // and client-safe message; the type follows the status as OpenAI's does.
 func WriteOpenAIBody(w http.ResponseWriter, status int, code, message string) {
-	WriteJSON(w, status, OpenAIError{Error: OpenAIErrorDetail{Message: message, Type: openAIType(status), Code: code}})
+	writeJSONBytes(w, status, AppendOpenAIBody(make([]byte, 0, 80+len(code)+len(message)), status, code, message))
+}
+
+// AppendOpenAIBody appends the body WriteOpenAIBody writes: the bytes
+// json.NewEncoder(w).Encode(OpenAIError{…}) writes, built without
+// reflection (it is every refused request's answer).
+func AppendOpenAIBody(b []byte, status int, code, message string) []byte {
+	b = append(b, `{"error":{"message":`...)
+	b = appendJSONString(b, message)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, openAIType(status))
+	b = append(b, `,"param":null,"code":`...)
+	b = appendJSONString(b, code)
+	return append(b, "}}\n"...)
+}
+
+// appendJSONString appends s as encoding/json writes a string: as is when
+// it holds only printable ASCII that needs no escaping (every message of
+// our own), else through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string cannot fail to encode
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func openAIType(status int) string {
@@ -110,8 +140,20 @@ func logError(r *http.Request, log *slog.Logger, status int, err error) {
 
 // WriteJSON writes v as JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","code":"internal_error"}`)
+	}
+	writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes writes a whole JSON body in one write, with its length
+// (so that it can leave before the handler's bookkeeping).
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(body)
 }
