@@ -3,8 +3,10 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +63,7 @@ func appendEventFast(dst []byte, ev *event.Event) ([]byte, bool) {
 	dst = append(dst, `{"specversion":"1.0","id":`...)
 	dst = appendString(dst, ec.ID)
 	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, ec.Source.String())
+	dst = appendString(dst, sourceString(&ec.Source.URL))
 	dst = append(dst, `,"type":`...)
 	dst = appendString(dst, ec.Type)
 	if ec.Subject != nil {
@@ -102,6 +104,25 @@ func appendEventFast(dst []byte, ev *event.Event) ([]byte, bool) {
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// lastSource is the source URI AppendEvent wrote last, with its text: a
+// process emits from one or two sources, and url.URL.String escapes and
+// rebuilds the text on every call.
+var lastSource atomic.Pointer[cachedSource]
+
+type cachedSource struct {
+	u url.URL
+	s string
+}
+
+func sourceString(u *url.URL) string {
+	if c := lastSource.Load(); c != nil && c.u == *u {
+		return c.s
+	}
+	c := &cachedSource{u: *u, s: u.String()}
+	lastSource.Store(c)
+	return c.s
 }
 
 // DataIsJSON reports whether ev's structured JSON holds its data as JSON
