@@ -121,10 +121,15 @@ func (s *Settler) submit(res Reservation, actual int64, release bool) {
 	s.inline(res, actual, release)
 }
 
-// inline settles res on the caller's goroutine.
+// inline settles res on the caller's goroutine; a round trip is bounded
+// by the settler's timeout (an in-memory settlement needs no deadline).
 func (s *Settler) inline(res Reservation, actual int64, release bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	defer cancel()
+	ctx := context.Background()
+	if _, inMemory := res.(*memReservation); !inMemory {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.Timeout)
+		defer cancel()
+	}
 	op, err := "settle", error(nil)
 	if release {
 		op, err = "release", res.Release(ctx)
