@@ -142,10 +142,10 @@ func NewBroker(opts BrokerOptions, log *slog.Logger) *Broker {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{opts: opts, log: log, ctx: ctx, cancel: cancel}
 	b.delivered = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_broker_deliveries_total", Help: "Events the in-process broker delivered to a subscriber.",
+		Name: "llm_proxy_broker_deliveries_total", Help: "Events the in-process broker delivered to a subscriber.",
 	})
 	b.failed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_broker_delivery_failures_total", Help: "Deliveries the in-process broker gave up (after retries or on a 4xx).",
+		Name: "llm_proxy_broker_delivery_failures_total", Help: "Deliveries the in-process broker gave up (after retries or on a 4xx).",
 	})
 	if r := opts.Registerer; r != nil {
 		b.delivered = register(r, b.delivered)
@@ -166,7 +166,7 @@ func (b *Broker) Subscribe(t Trigger) {
 // order; split by MaxBatchBytes) for Batch triggers, in one Deliver call for
 // in-process triggers, one by one otherwise. A
 // delivery that still fails is logged and counted
-// (llmproxy_broker_delivery_failures_total, per event), like an event a
+// (llm_proxy_broker_delivery_failures_total, per event), like an event a
 // Knative broker sends to its dead-letter sink; Publish then returns a
 // *BatchError whose entries belong to the events of the failed requests, so
 // the caller knows. Dispatchers are idempotent, so a caller's retry is safe.

@@ -20,7 +20,7 @@ var (
 	ErrClosed    = errors.New("emitter closed")
 )
 
-// Drop reasons (the reason label of llmproxy_events_dropped_total).
+// Drop reasons (the reason label of llm_proxy_events_dropped_total).
 const (
 	DropQueueFull     = "queue_full"     // the bounded queue was full
 	DropClosed        = "closed"         // emitted after Close
@@ -121,16 +121,16 @@ func NewEmitter(pub Publisher, opts EmitterOptions, log *slog.Logger) *Emitter {
 
 func (e *Emitter) registerMetrics() {
 	published := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_events_published_total", Help: "Events accepted by the event publisher.",
+		Name: "llm_proxy_events_published_total", Help: "Events accepted by the event publisher.",
 	})
 	retries := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_events_publish_retries_total", Help: "Retried event publish attempts.",
+		Name: "llm_proxy_events_publish_retries_total", Help: "Retried event publish attempts.",
 	})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "llmproxy_events_dropped_total", Help: "Events dropped before delivery, by reason.",
+		Name: "llm_proxy_events_dropped_total", Help: "Events dropped before delivery, by reason.",
 	}, []string{"reason"})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "llmproxy_events_queue_length", Help: "Events waiting in the emitter queue.",
+		Name: "llm_proxy_events_queue_length", Help: "Events waiting in the emitter queue.",
 	}, func() float64 { return float64(len(e.q)) })
 	if r := e.opts.Registerer; r != nil {
 		published = register(r, published)
@@ -222,7 +222,7 @@ func (e *Emitter) drop(reason string, n int) {
 	last := e.lastLog.Load()
 	if now-last >= int64(e.opts.LogEvery) && e.lastLog.CompareAndSwap(last, now) {
 		e.log.Warn("events dropped", "reason", reason, "dropped_since_last_log", e.logPending.Swap(0),
-			"pending_hint", pending, "metric", "llmproxy_events_dropped_total")
+			"pending_hint", pending, "metric", "llm_proxy_events_dropped_total")
 	}
 }
 

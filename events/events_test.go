@@ -276,8 +276,8 @@ func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 	if d := e.Dropped(); d < 95 {
 		t.Fatalf("dropped %d, want ≥ 95", d)
 	}
-	if v := counterValue(t, reg, "llmproxy_events_dropped_total", DropQueueFull); v < 95 {
-		t.Fatalf("metric llmproxy_events_dropped_total{reason=queue_full} = %v", v)
+	if v := counterValue(t, reg, "llm_proxy_events_dropped_total", DropQueueFull); v < 95 {
+		t.Fatalf("metric llm_proxy_events_dropped_total{reason=queue_full} = %v", v)
 	}
 	close(pub.block)
 	if err := e.Close(context.Background()); err != nil {

@@ -100,15 +100,15 @@ func New(deps Deps) (*Dispatcher, error) {
 	d := &Dispatcher{backend: deps.Backend, dedup: deps.Dedup, log: deps.Log.With("backend", deps.Backend.Name())}
 	_, d.raw = deps.Backend.(RawBackend)
 	d.delivered = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_dispatcher_delivered_total", Help: "Events the dispatcher delivered to its backend.",
+		Name: "llm_proxy_dispatcher_delivered_total", Help: "Events the dispatcher delivered to its backend.",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
 	})
 	d.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "llmproxy_dispatcher_duplicates_total", Help: "Redelivered events acknowledged without a second delivery.",
+		Name: "llm_proxy_dispatcher_duplicates_total", Help: "Redelivered events acknowledged without a second delivery.",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
 	})
 	d.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "llmproxy_dispatcher_failures_total", Help: "Events the dispatcher could not deliver, by kind (poison, retry).",
+		Name: "llm_proxy_dispatcher_failures_total", Help: "Events the dispatcher could not deliver, by kind (poison, retry).",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
 	}, []string{"kind"})
 	if r := deps.Registerer; r != nil {

@@ -66,7 +66,7 @@ func TestLimiterLeasesAndGivesBackOnClose(t *testing.T) {
 			_ = dec.Reservation.Release(ctx)
 		}
 	}
-	if leased := counterValue(t, d, "llmproxy_ratelimit_leased_total"); leased == 0 {
+	if leased := counterValue(t, d, "llm_proxy_ratelimit_leased_total"); leased == 0 {
 		t.Fatalf("no admission of %d came from a lease with the default RATE_LIMIT_LEASE", admitted)
 	}
 

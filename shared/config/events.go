@@ -12,7 +12,7 @@ type Events struct {
 	Sink   string `env:"K_SINK" desc:"URL that receives events when LLM_PROXY_EVENT_BUS=http: set by a Knative SinkBinding, or an OpenFaaS /async-function/<dispatcher> URL."`
 	Source string `env:"EVENT_SOURCE" desc:"CloudEvents source attribute of emitted events. Empty: /llmproxy/functions/<function>."`
 
-	BufferSize    int           `env:"OBSERVABILITY_BUFFER_SIZE, default=1000" desc:"Events queued for publishing per process; when full, new events are dropped (counted in llmproxy_events_dropped_total and logged)."`
+	BufferSize    int           `env:"OBSERVABILITY_BUFFER_SIZE, default=1000" desc:"Events queued for publishing per process; when full, new events are dropped (counted in llm_proxy_events_dropped_total and logged)."`
 	BatchSize     int           `env:"EVENT_BATCH_SIZE, default=100" desc:"Most events a publisher sends in one batch."`
 	FlushInterval time.Duration `env:"EVENT_FLUSH_INTERVAL, default=100ms" desc:"How long the publisher waits to fill a batch after the first queued event."`
 	Retries       int           `env:"EVENT_PUBLISH_RETRIES, default=5" desc:"Retries of a failed publish (exponential backoff with jitter) before the events are dropped and counted."`

@@ -157,7 +157,7 @@ func TestLeaseAdmitsWithoutRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := m.GetCounter().GetValue(); got != 31 {
-		t.Fatalf("llmproxy_ratelimit_leased_total = %v, want 31 (the 32 but the one that leased)", got)
+		t.Fatalf("llm_proxy_ratelimit_leased_total = %v, want 31 (the 32 but the one that leased)", got)
 	}
 	if d := mustAdmit(t, l, r); !d.Allowed || hook.scriptTrips.Load()-before != 2 {
 		t.Fatalf("33rd admission: %+v after %d round trips, want admitted by a second lease", d, hook.scriptTrips.Load()-before)

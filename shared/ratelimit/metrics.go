@@ -25,15 +25,15 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	return &Metrics{
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "llmproxy", Subsystem: "ratelimit", Name: "decisions_total",
+			Namespace: "llm_proxy", Subsystem: "ratelimit", Name: "decisions_total",
 			Help: "Rate limit admissions by result (allowed, rate_limited, quota_exceeded, error).",
 		}, []string{"result"}),
 		BackendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "llmproxy", Subsystem: "ratelimit", Name: "backend_failures_total",
+			Namespace: "llm_proxy", Subsystem: "ratelimit", Name: "backend_failures_total",
 			Help: "Admissions the shared limiter (Redis) could not decide, by failure policy and outcome (rejected or fallback).",
 		}, []string{"policy", "outcome"}),
 		Leased: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "llmproxy", Subsystem: "ratelimit", Name: "leased_total",
+			Namespace: "llm_proxy", Subsystem: "ratelimit", Name: "leased_total",
 			Help: "Admissions decided from a lease this process holds, without a Redis round trip (RATE_LIMIT_LEASE).",
 		}),
 	}
