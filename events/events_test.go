@@ -276,7 +276,7 @@ func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 	if d := e.Dropped(); d < 95 {
 		t.Fatalf("dropped %d, want ≥ 95", d)
 	}
-	if v := counterValue(t, reg, "llm_proxy_events_dropped_total", DropQueueFull); v < 95 {
+	if v := testenv.Counter(t, reg, "llm_proxy_events_dropped_total", "reason", DropQueueFull); v < 95 {
 		t.Fatalf("metric llm_proxy_events_dropped_total{reason=queue_full} = %v", v)
 	}
 	close(pub.block)
@@ -314,28 +314,6 @@ func TestEmitterDropsPermanentRejections(t *testing.T) {
 	if calls.Load() != 1 || e.Dropped() != 1 {
 		t.Fatalf("permanent failure: %d calls, %d dropped", calls.Load(), e.Dropped())
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s{reason=%s} not found", name, reason)
-	return 0
 }
 
 // BenchmarkRequestCompleted measures the request-path cost of emitting: a

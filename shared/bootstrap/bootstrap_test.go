@@ -66,7 +66,7 @@ func TestLimiterLeasesAndGivesBackOnClose(t *testing.T) {
 			_ = dec.Reservation.Release(ctx)
 		}
 	}
-	if leased := counterValue(t, d, "llm_proxy_ratelimit_leased_total"); leased == 0 {
+	if leased := testenv.Counter(t, d.Registry, "llm_proxy_ratelimit_leased_total"); leased == 0 {
 		t.Fatalf("no admission of %d came from a lease with the default RATE_LIMIT_LEASE", admitted)
 	}
 
@@ -82,23 +82,4 @@ func TestLimiterLeasesAndGivesBackOnClose(t *testing.T) {
 	if counted := dec.Requests.Limit - dec.Requests.Remaining - 1; counted != int64(admitted) {
 		t.Fatalf("Redis counts %d requests after Close, %d were admitted", counted, admitted)
 	}
-}
-
-func counterValue(t *testing.T, d *Deps, name string) float64 {
-	t.Helper()
-	mfs, err := d.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
 }
