@@ -175,9 +175,6 @@ func (m *Metrics) end(st *state, info *llmproxy.RequestInfo) {
 		m.tokenCounter(false, u.Source).Add(float64(u.PromptTokens))
 		m.tokenCounter(true, u.Source).Add(float64(u.CompletionTokens))
 	}
-	if info.ProjectID == "" && info.ErrorCode != "" { // not a CORS preflight
-		m.unattributedCounter(info.ErrorCode).Inc()
-	}
 	m.reqCount.Add(1)
 	if info.Status >= 400 {
 		m.errCount.Add(1)
@@ -195,14 +192,14 @@ func (m *Metrics) end(st *state, info *llmproxy.RequestInfo) {
 	}
 }
 
-// unattributedCounter is the series of one error code. The codes are the
-// proxy's own refusals before authentication (a bounded set).
-func (m *Metrics) unattributedCounter(code string) prometheus.Counter {
-	if c, ok := m.byCode.Load(code); ok {
-		return c.(prometheus.Counter)
+// refusedUnattributed counts a refusal before a token was recognised by
+// its error code (the proxy's own codes: a bounded set).
+func (m *Metrics) refusedUnattributed(code string) {
+	c, ok := m.byCode.Load(code)
+	if !ok {
+		c, _ = m.byCode.LoadOrStore(code, m.unattributed.WithLabelValues(code))
 	}
-	c, _ := m.byCode.LoadOrStore(code, m.unattributed.WithLabelValues(code))
-	return c.(prometheus.Counter)
+	c.(prometheus.Counter).Inc()
 }
 
 func statusClass(s int) string {

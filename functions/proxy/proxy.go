@@ -466,12 +466,17 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 	}
 	p.metrics.end(st, info)
 	// A request refused before a token was recognised belongs to no
-	// project: it is counted (llm_proxy_unattributed_requests_total) and
-	// access-logged, not emitted. Anyone can send such requests, and an
-	// event each would let them drive the dispatchers' traffic, and what a
-	// paid observability service bills, without a token.
-	if p.events != nil && info.ProjectID != "" {
-		p.events.RequestCompleted(info)
+	// project: it is counted and access-logged, not emitted. Anyone can
+	// send such requests, and an event each would let them drive the
+	// dispatchers' traffic, and what a paid observability service bills,
+	// without a token. A CORS preflight (no project, no error) is neither.
+	switch {
+	case info.ProjectID != "":
+		if p.events != nil {
+			p.events.RequestCompleted(info)
+		}
+	case info.ErrorCode != "":
+		p.metrics.refusedUnattributed(info.ErrorCode)
 	}
 }
 
