@@ -209,15 +209,21 @@ type memReservation struct {
 // back to the bucket it was taken from (while that bucket still counts), an
 // excess is charged to the current bucket.
 func (r *memReservation) Settle(_ context.Context, actual int64) error {
-	r.once.Do(func() { r.adjust(max(actual, 0) - r.reserved) })
+	r.settle(actual)
 	return nil
 }
 
 // Release returns the whole reservation.
 func (r *memReservation) Release(_ context.Context) error {
-	r.once.Do(func() { r.adjust(-r.reserved) })
+	r.release()
 	return nil
 }
+
+func (r *memReservation) settle(actual int64) {
+	r.once.Do(func() { r.adjust(max(actual, 0) - r.reserved) })
+}
+
+func (r *memReservation) release() { r.once.Do(func() { r.adjust(-r.reserved) }) }
 
 func (r *memReservation) adjust(delta int64) {
 	if delta == 0 {

@@ -94,6 +94,13 @@ func (s *Settler) submit(res Reservation, actual int64, release bool) {
 	switch r := res.(type) {
 	case nil, noReservation:
 		return
+	case *memReservation: // no round trip: nothing to bound or queue
+		if release {
+			r.release()
+		} else {
+			r.settle(actual)
+		}
+		return
 	case *leaseReservation:
 		if rr, a := r.local(actual); rr != nil {
 			s.submit(rr, a, release)
@@ -121,15 +128,10 @@ func (s *Settler) submit(res Reservation, actual int64, release bool) {
 	s.inline(res, actual, release)
 }
 
-// inline settles res on the caller's goroutine; a round trip is bounded
-// by the settler's timeout (an in-memory settlement needs no deadline).
+// inline settles res on the caller's goroutine.
 func (s *Settler) inline(res Reservation, actual int64, release bool) {
-	ctx := context.Background()
-	if _, inMemory := res.(*memReservation); !inMemory {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.opts.Timeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
 	op, err := "settle", error(nil)
 	if release {
 		op, err = "release", res.Release(ctx)
