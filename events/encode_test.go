@@ -184,3 +184,14 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		})
 	}
 }
+
+// TestAppendEventAlternatingSources: the remembered source text never
+// leaks into an event of another source.
+func TestAppendEventAlternatingSources(t *testing.T) {
+	sources := []string{"/llmproxy/functions/proxy", "/llmproxy/functions/management", "/llmproxy/functions/proxy?x=<a>"}
+	for i := range 3 * len(sources) {
+		ev := requestEventFor(t, fmt.Sprintf("alt-%d", i))
+		ev.SetSource(sources[i%len(sources)])
+		checkSameAsMarshal(t, &ev)
+	}
+}

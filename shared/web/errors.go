@@ -77,13 +77,13 @@ func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 // WriteOpenAIBody writes an OpenAI-shaped error with the given status, code
 // and client-safe message; the type follows the status as OpenAI's does.
 func WriteOpenAIBody(w http.ResponseWriter, status int, code, message string) {
-	writeJSONBytes(w, status, AppendOpenAIBody(make([]byte, 0, 80+len(code)+len(message)), status, code, message))
+	writeJSONBytes(w, status, appendOpenAIBody(make([]byte, 0, 80+len(code)+len(message)), status, code, message))
 }
 
-// AppendOpenAIBody appends the body WriteOpenAIBody writes: the bytes
+// appendOpenAIBody appends the body WriteOpenAIBody writes: the bytes
 // json.NewEncoder(w).Encode(OpenAIError{…}) writes, built without
 // reflection (it is every refused request's answer).
-func AppendOpenAIBody(b []byte, status int, code, message string) []byte {
+func appendOpenAIBody(b []byte, status int, code, message string) []byte {
 	b = append(b, `{"error":{"message":`...)
 	b = appendJSONString(b, message)
 	b = append(b, `,"type":`...)

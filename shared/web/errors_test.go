@@ -25,7 +25,7 @@ func TestOpenAIBodyMatchesEncodingJSON(t *testing.T) {
 			for _, status := range statuses {
 				var want bytes.Buffer
 				_ = json.NewEncoder(&want).Encode(OpenAIError{Error: OpenAIErrorDetail{Message: msg, Type: openAIType(status), Code: code}})
-				if got := AppendOpenAIBody(nil, status, code, msg); !bytes.Equal(got, want.Bytes()) {
+				if got := appendOpenAIBody(nil, status, code, msg); !bytes.Equal(got, want.Bytes()) {
 					t.Fatalf("status %d code %q message %q:\n got %s\nwant %s", status, code, msg, got, want.Bytes())
 				}
 			}
