@@ -55,12 +55,32 @@ func BenchmarkProxyChat(b *testing.B) {
 			Transport:     tr,
 			FlushInterval: -1,
 		}
-		benchRequests(b, rp, "anything", http.StatusOK)
+		benchRequests(b, rp, "anything", http.StatusOK, nil)
 	})
 
 	b.Run("proxy", func(b *testing.B) {
 		h, token := benchProxy(b, mock.URL)
-		benchRequests(b, h, token, http.StatusOK)
+		benchRequests(b, h, token, http.StatusOK, nil)
+	})
+}
+
+// BenchmarkProxyCacheHit measures a non-streamed chat request answered
+// from the in-memory response cache (make bench's cache scenario, in
+// process), next to the mock upstream answering it itself.
+func BenchmarkProxyCacheHit(b *testing.B) {
+	mock := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
+	b.Cleanup(mock.Close)
+	optIn := http.Header{"Cache-Control": {"public, max-age=60"}}
+	b.Run("mock", func(b *testing.B) {
+		benchRequests(b, mock, upstreamKey, http.StatusOK, optIn)
+	})
+	b.Run("proxy", func(b *testing.B) {
+		h, token := benchProxy(b, mock.URL)
+		served := mock.Requests()
+		benchRequests(b, h, token, http.StatusOK, optIn)
+		if n := mock.Requests() - served; n != 1 {
+			b.Fatalf("the upstream served %d requests, want 1 (then hits)", n)
+		}
 	})
 }
 
@@ -71,23 +91,26 @@ func BenchmarkProxyRefusal(b *testing.B) {
 	mock := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	b.Cleanup(mock.Close)
 	b.Run("mock", func(b *testing.B) {
-		benchRequests(b, mock, "sk-wrong", http.StatusUnauthorized)
+		benchRequests(b, mock, "sk-wrong", http.StatusUnauthorized, nil)
 	})
 	b.Run("proxy", func(b *testing.B) {
 		h, _ := benchProxy(b, mock.URL)
-		benchRequests(b, h, "not-a-token", http.StatusUnauthorized)
+		benchRequests(b, h, "not-a-token", http.StatusUnauthorized, nil)
 	})
 }
 
 // benchRequests sends make bench's chat request to h with the bearer auth
-// and checks the status of each answer.
-func benchRequests(b *testing.B, h http.Handler, auth string, status int) {
+// and the headers in extra, and checks the status of each answer.
+func benchRequests(b *testing.B, h http.Handler, auth string, status int, extra http.Header) {
 	b.Helper()
 	body := []byte(benchChatBody)
 	do := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+auth)
 		req.Header.Set("Content-Type", "application/json")
+		for k, v := range extra {
+			req.Header[k] = v
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		return rec

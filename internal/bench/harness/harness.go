@@ -31,11 +31,15 @@ type Options struct {
 	Scenarios []string // subset of AllScenarios (default all)
 	Targets   []string // subset of AllTargets (default all)
 
-	Duration     time.Duration // measured part of each load scenario (default 2s; quick 700ms)
-	Warmup       time.Duration // before each measured part (default 2s; quick 200ms)
-	Concurrency  int           // closed-loop workers (default 32)
-	Rate         float64       // fixed-rate scenario, requests/s (default 500)
-	StreamRate   float64       // stream scenario, streams/s (default 100)
+	Duration    time.Duration // measured part of each load scenario (default 2s; quick 700ms)
+	Warmup      time.Duration // before each measured part (default 2s; quick 200ms)
+	Concurrency int           // closed-loop workers (default 32)
+	Rate        float64       // fixed-rate scenario, requests/s (default 500)
+	StreamRate  float64       // stream scenario, streams/s (default 100)
+	// Streams is the least number of streams a measured stream run opens
+	// (default 500; quick 0): the run lasts Duration or Streams/StreamRate,
+	// whichever is longer, so that its p99 is not the second-worst of 200.
+	Streams      int
 	StreamChunks int           // content chunks per streamed answer (default 50)
 	SlowStreams  int           // concurrent slow streams (default 1000; quick 100)
 	SlowDelay    time.Duration // upstream pause before each chunk of a slow stream (default 100ms; quick 20ms)
@@ -50,7 +54,7 @@ type Options struct {
 	TargetEnv []string
 	KeepTemp  bool // keep the temporary directory (binaries, logs, databases)
 	// ProfileDir, when set, receives a Linux perf CPU profile (with call
-	// graphs) of every llm-proxy and bare-proxy process during every
+	// graphs) of every target process (the upstream for (a)) during every
 	// measured load run: perf-<target>-<scenario>-<round>.data.
 	ProfileDir string
 	// GCTrace runs the proxies (bare, serve, function) with
@@ -61,6 +65,12 @@ type Options struct {
 	GCTrace bool
 
 	Log io.Writer // progress (default io.Discard)
+}
+
+// streamRun is how long a measured stream run lasts: Duration, or long
+// enough to open Streams streams at StreamRate.
+func (o *Options) streamRun() time.Duration {
+	return max(o.Duration, time.Duration(float64(o.Streams)/o.StreamRate*float64(time.Second)))
 }
 
 func (o *Options) defaults() error {
@@ -108,6 +118,9 @@ func (o *Options) defaults() error {
 	}
 	if o.StreamRate <= 0 {
 		o.StreamRate = 100
+	}
+	if o.Streams == 0 && !o.Quick {
+		o.Streams = 500
 	}
 	if o.StreamChunks <= 0 {
 		o.StreamChunks = 50

@@ -73,7 +73,7 @@ func (o Options) summary() map[string]string {
 	return map[string]string{
 		"rounds": fmt.Sprint(o.Rounds), "quick": fmt.Sprint(o.Quick), "duration": o.Duration.String(),
 		"warmup": o.Warmup.String(), "concurrency": fmt.Sprint(o.Concurrency), "rate": fmt.Sprint(o.Rate),
-		"stream_rate": fmt.Sprint(o.StreamRate), "stream_chunks": fmt.Sprint(o.StreamChunks),
+		"stream_rate": fmt.Sprint(o.StreamRate), "stream_run": o.streamRun().String(), "stream_chunks": fmt.Sprint(o.StreamChunks),
 		"slow_streams": fmt.Sprint(o.SlowStreams), "slow_delay": o.SlowDelay.String(),
 		"scenarios": strings.Join(o.Scenarios, ","), "targets": strings.Join(o.Targets, ","),
 		"target_log_level": o.TargetLogLevel, "target_env": strings.Join(o.TargetEnv, " "),

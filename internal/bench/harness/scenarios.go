@@ -134,7 +134,7 @@ func (e *env) load(ctx context.Context, client *http.Client, t *target, req load
 	if err != nil {
 		return err
 	}
-	if e.o.ProfileDir != "" && t.proc != nil {
+	if e.o.ProfileDir != "" { // (a) is the upstream process
 		stop := perfRecord(t.pid(e), filepath.Join(e.o.ProfileDir, fmt.Sprintf("perf-%s-%s-%d.data", t.name, m.Scenario, e.roundNo)), e.o.Log)
 		defer stop()
 	}
@@ -166,7 +166,7 @@ func (e *env) runScenario(ctx context.Context, sc string, t *target, client *htt
 		return m, err
 	case ScStream:
 		err := e.load(ctx, client, t, e.request(t, streamBody, t.key, true, nil),
-			loadgen.Config{Rate: o.StreamRate, Duration: o.Duration, MaxInFlight: 1000}, &m)
+			loadgen.Config{Rate: o.StreamRate, Duration: o.streamRun(), MaxInFlight: 1000}, &m)
 		return m, err
 	case ScCache:
 		req := e.request(t, cacheBody, t.key, false, http.Header{"Cache-Control": {"public, max-age=60"}})
@@ -179,11 +179,11 @@ func (e *env) runScenario(ctx context.Context, sc string, t *target, client *htt
 		return m, err
 	case ScRejectMalformed:
 		err := e.load(ctx, client, t, e.request(t, chatBody, "not-a-token", false, nil),
-			loadgen.Config{Concurrency: o.Concurrency, Duration: o.Duration / 2, ExpectStatus: http.StatusUnauthorized}, &m)
+			loadgen.Config{Concurrency: o.Concurrency, Duration: o.Duration, ExpectStatus: http.StatusUnauthorized}, &m)
 		return m, err
 	case ScRejectUnknown:
 		err := e.load(ctx, client, t, e.request(t, chatBody, e.unknownToken, false, nil),
-			loadgen.Config{Concurrency: o.Concurrency, Duration: o.Duration / 2, ExpectStatus: http.StatusUnauthorized}, &m)
+			loadgen.Config{Concurrency: o.Concurrency, Duration: o.Duration, ExpectStatus: http.StatusUnauthorized}, &m)
 		return m, err
 	case ScSlowStreams:
 		return e.slowStreams(ctx, t, client)
