@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llm-proxy/llm-proxy/events"
 	"github.com/llm-proxy/llm-proxy/shared/config"
@@ -53,6 +54,16 @@ type Backend interface {
 type RawBackend interface {
 	Backend
 	RawEvents()
+}
+
+// IdempotentBackend is a Backend that by itself never delivers an event
+// (source, id) twice, across restarts too. Given no Deduper, a dispatcher
+// leaves deduplication to it rather than keep an in-memory Deduper that
+// would remember less; it reports the duplicates it skips to the counter
+// CountDuplicates gives it.
+type IdempotentBackend interface {
+	Backend
+	CountDuplicates(prometheus.Counter)
 }
 
 // Backend names (DISPATCHER_SERVICE).

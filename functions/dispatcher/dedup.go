@@ -125,6 +125,21 @@ func (d *RedisDedup) Release(ctx context.Context, keys []string, lease string) e
 	return nil
 }
 
+// claimAll is the Deduper of a dispatcher whose backend deduplicates by
+// itself (IdempotentBackend): every event is claimed, nothing is recorded.
+type claimAll struct{}
+
+func (claimAll) Claim(_ context.Context, keys []string, _ string) ([]ClaimState, error) {
+	out := make([]ClaimState, len(keys))
+	for i := range out {
+		out[i] = Claimed
+	}
+	return out, nil
+}
+
+func (claimAll) Done(context.Context, []string) error            { return nil }
+func (claimAll) Release(context.Context, []string, string) error { return nil }
+
 // MemoryDedup is a bounded in-process Deduper: at most max keys; the oldest
 // are forgotten first.
 //

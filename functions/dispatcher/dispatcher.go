@@ -54,7 +54,7 @@ func (poisonError) Is(target error) bool { return target == events.ErrPermanent 
 type Deps struct {
 	Backend Backend // required
 	// Dedup remembers delivered events; nil: a bounded in-memory Deduper
-	// (NewMemoryDedup with DedupTTL).
+	// (NewMemoryDedup with DedupTTL), or none for an IdempotentBackend.
 	Dedup    Deduper
 	DedupTTL time.Duration // for the default Deduper (24h)
 	// LeaseTTL bounds how long a claimed event stays "in progress" when its
@@ -91,7 +91,13 @@ func New(deps Deps) (*Dispatcher, error) {
 	if deps.LeaseTTL <= 0 {
 		deps.LeaseTTL = 2 * time.Minute
 	}
-	if deps.Dedup == nil {
+	idem, selfDedup := deps.Backend.(IdempotentBackend)
+	switch {
+	case deps.Dedup != nil:
+		selfDedup = false
+	case selfDedup:
+		deps.Dedup = claimAll{}
+	default:
 		deps.Dedup = NewMemoryDedup(0, deps.DedupTTL, deps.LeaseTTL)
 	}
 	if deps.Log == nil {
@@ -111,6 +117,9 @@ func New(deps Deps) (*Dispatcher, error) {
 		Name: "llm_proxy_dispatcher_failures_total", Help: "Events the dispatcher could not deliver, by kind (poison, retry).",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
 	}, []string{"kind"})
+	if selfDedup {
+		idem.CountDuplicates(d.duplicates)
+	}
 	if r := deps.Registerer; r != nil {
 		for _, c := range []prometheus.Collector{d.delivered, d.duplicates, d.failures} {
 			if err := r.Register(c); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/llm-proxy/llm-proxy/events"
 )
 
@@ -39,6 +41,8 @@ type FileBackend struct {
 	// of the batch (an event twice in one batch is written once).
 	buf     []byte
 	inBatch map[keyHash]struct{}
+	// duplicates counts the events not written again (nil: not counted).
+	duplicates prometheus.Counter
 }
 
 // keepBufBytes is the largest line buffer a FileBackend keeps between
@@ -115,6 +119,13 @@ func (b *FileBackend) Accepts(string) bool { return true }
 // RawEvents implements RawBackend: the file holds the events as they are.
 func (b *FileBackend) RawEvents() {}
 
+// CountDuplicates implements IdempotentBackend.
+func (b *FileBackend) CountDuplicates(c prometheus.Counter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.duplicates = c
+}
+
 // Path is the file being written.
 func (b *FileBackend) Path() string { return b.path }
 
@@ -136,10 +147,10 @@ func (b *FileBackend) Deliver(_ context.Context, recs []Record) error {
 	var errs []error // per record, for the ones that cannot be encoded
 	for i := range recs {
 		k := b.seen.hash(recs[i].Key())
-		if b.seen.has(k) {
-			continue
-		}
-		if _, dup := b.inBatch[k]; dup {
+		if _, dup := b.inBatch[k]; dup || b.seen.has(k) {
+			if b.duplicates != nil {
+				b.duplicates.Inc()
+			}
 			continue
 		}
 		var err error

@@ -1,10 +1,17 @@
 package dispatcher
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestKeyRingForgetsOldestFirst(t *testing.T) {
@@ -71,3 +78,46 @@ func heapStats() heapFigures {
 }
 
 func mib(b uint64) float64 { return float64(int64(b)) / (1 << 20) }
+
+// A dispatcher over the file backend leaves deduplication to the file,
+// which remembers what it wrote across restarts; duplicates are counted
+// either way.
+func TestFileBackendIsTheDispatchersDeduplicator(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	deliver := func(d *Dispatcher, ids ...string) {
+		t.Helper()
+		evs := make([]event.Event, len(ids))
+		for i, id := range ids {
+			evs[i] = requestEvent(t, id)
+		}
+		for i, err := range d.DeliverBatch(context.Background(), evs) {
+			if err != nil {
+				t.Fatalf("deliver %s: %v", ids[i], err)
+			}
+		}
+	}
+	d1 := fileDispatcher(t, path)
+	if _, ok := d1.dedup.(claimAll); !ok {
+		t.Fatalf("dispatcher over a file backend deduplicates with %T as well", d1.dedup)
+	}
+	deliver(d1, "a", "b")
+	deliver(d1, "b", "c") // b redelivered
+	if got := testutil.ToFloat64(d1.duplicates); got != 1 {
+		t.Errorf("duplicates before the restart: %v, want 1", got)
+	}
+
+	d2 := fileDispatcher(t, path) // a new process over the same file
+	deliver(d2, "a", "d")
+	if got := testutil.ToFloat64(d2.duplicates); got != 1 {
+		t.Errorf("duplicates after the restart: %v, want 1", got)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if n := strings.Count(string(b), `"id":"`+id+`"`); n != 1 {
+			t.Errorf("event %s written %d times, want once", id, n)
+		}
+	}
+}

@@ -37,7 +37,7 @@ type Events struct {
 	DispatcherBatchSize   int           `env:"DISPATCHER_BATCH_SIZE, default=100" desc:"Most events sent to the lunary backend in one request."`
 	DispatcherTimeout     time.Duration `env:"DISPATCHER_TIMEOUT, default=30s" desc:"Timeout of one backend HTTP request."`
 	DispatcherMaxAttempts int           `env:"DISPATCHER_MAX_ATTEMPTS, default=5" desc:"llm-proxy dispatch: failed deliveries of one event before it moves to the dead-letter stream."`
-	DedupTTL              time.Duration `env:"DISPATCHER_DEDUP_TTL, default=24h" desc:"How long the dispatcher remembers delivered (source, id) pairs to acknowledge redeliveries without delivering twice (in Redis when REDIS_ADDR is set, else in memory)."`
+	DedupTTL              time.Duration `env:"DISPATCHER_DEDUP_TTL, default=24h" desc:"How long the dispatcher remembers delivered (source, id) pairs to acknowledge redeliveries without delivering twice (in Redis when REDIS_ADDR is set, else in memory; the file backend without Redis remembers its last 1,048,576 events instead)."`
 	MaxEventBytes         int64         `env:"DISPATCHER_MAX_EVENT_BYTES, default=16777216" desc:"Largest request the dispatcher accepts, one CloudEvent or a batch of them; a larger one is answered 413 and not delivered. An event holds at most OBSERVABILITY_MAX_REQUEST_BODY_BYTES and OBSERVABILITY_MAX_RESPONSE_BODY_BYTES of bodies, JSON-escaped."`
 	FileMaxBytes          int64         `env:"DISPATCHER_FILE_MAX_BYTES, default=104857600" desc:"The file backend rotates its JSONL file (to <path>.<timestamp>) when it would grow beyond this size (0: never)."`
 }
