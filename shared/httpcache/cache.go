@@ -95,6 +95,7 @@ type Cache struct {
 	paths      map[string]bool
 	keyHeaders []string
 	closer     io.Closer
+	bounded    bool // backend calls are bounded by opts.Timeout (the backend does I/O)
 
 	hits, misses, stores, bypasses, errs atomic.Uint64
 	lastErrLog                           atomic.Int64
@@ -107,6 +108,8 @@ func New(backend Backend, opts Options, log *slog.Logger) *Cache {
 	}
 	opts = opts.withDefaults()
 	c := &Cache{backend: backend, opts: opts, log: log, paths: map[string]bool{}, keyHeaders: canonicalNames(opts.KeyHeaders)}
+	_, local := backend.(inProcess)
+	c.bounded = !local
 	for _, p := range opts.Paths {
 		c.paths[p] = true
 	}
@@ -225,9 +228,18 @@ func requestBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// backendContext is ctx for a backend call: bounded by Options.Timeout
+// unless the backend does no I/O.
+func (c *Cache) backendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if !c.bounded {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.opts.Timeout)
+}
+
 // lookup finds a fresh entry for r. On a miss fwd says why (RFC 9211 fwd).
 func (c *Cache) lookup(r *http.Request, base string, stream bool, p reqPolicy) (e *entry, key, fwd string) {
-	ctx, cancel := context.WithTimeout(r.Context(), c.opts.Timeout)
+	ctx, cancel := c.backendContext(r.Context())
 	defer cancel()
 	key = variantKey(base, c.keyHeaders, r)
 	vals, err := c.backend.Get(ctx, base, key)
@@ -349,7 +361,7 @@ func (c *Cache) finish(r *http.Request, cw *captureWriter, info *llmproxy.Reques
 	}
 	now := c.opts.Now()
 	e := &entry{Status: cw.status, Stream: cw.stream, StoredAt: now, Expires: now.Add(cw.ttl), Header: cw.stored, Body: body}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.opts.Timeout)
+	ctx, cancel := c.backendContext(context.WithoutCancel(r.Context()))
 	defer cancel()
 	// Vary record first, then the entry: a lookup that sees the record but
 	// not yet the entry is a miss, never a wrong answer.

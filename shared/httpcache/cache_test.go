@@ -387,13 +387,30 @@ func (failing) Set(context.Context, string, []byte, time.Duration) error {
 }
 func (failing) DeletePrefix(context.Context, string) (int, error) { return 0, errors.New("boom") }
 
+// hanging is a backend whose calls return only when their context ends
+// (a Redis that stopped answering): the cache's Timeout must end them.
+type hanging struct{}
+
+func (hanging) Get(ctx context.Context, _ ...string) ([][]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (hanging) Set(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (hanging) DeletePrefix(ctx context.Context, _ string) (int, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
 func TestBrokenBackendIsAMiss(t *testing.T) {
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { dead.Close() })
-	for name, b := range map[string]Backend{"failing": failing{}, "dead-redis": NewRedis(dead, "x:")} {
+	for name, b := range map[string]Backend{"failing": failing{}, "dead-redis": NewRedis(dead, "x:"), "hanging": hanging{}} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarnessWith(t, b, Options{}, newClock())
+			h := newHarnessWith(t, b, Options{Timeout: 50 * time.Millisecond}, newClock())
 			for range 2 {
 				w, i := h.do(req{body: chatBody, header: optIn})
 				if w.Code != http.StatusOK {
@@ -407,7 +424,10 @@ func TestBrokenBackendIsAMiss(t *testing.T) {
 			if h.c.Stats().Errors < 2 {
 				t.Fatalf("errors not counted: %+v", h.c.Stats())
 			}
-			if _, err := h.c.Purge(context.Background(), PurgeRequest{All: true}); !errors.Is(err, llmproxy.ErrUnavailable) {
+			// A purge is bounded by its caller (the management request).
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if _, err := h.c.Purge(ctx, PurgeRequest{All: true}); !errors.Is(err, llmproxy.ErrUnavailable) {
 				t.Fatalf("purge err = %v, want ErrUnavailable", err)
 			}
 		})

@@ -23,6 +23,11 @@ type Backend interface {
 	DeletePrefix(ctx context.Context, prefix string) (int, error)
 }
 
+// inProcess is implemented by backends that do no I/O (Memory): their calls
+// are not bounded by Options.Timeout, which would cost a timer per call and
+// bound nothing.
+type inProcess interface{ inProcess() }
+
 // BackendStats is reported by backends that know their size (the in-memory
 // one); it feeds the bytes/entries gauges and the evictions counter.
 type BackendStats struct {
@@ -69,6 +74,9 @@ func NewMemory(maxBytes int64, now func() time.Time) *Memory {
 	}
 	return &Memory{maxBytes: maxBytes, now: now, ll: list.New(), items: make(map[string]*list.Element)}
 }
+
+// inProcess implements inProcess: Memory does no I/O.
+func (*Memory) inProcess() {}
 
 // Get implements Backend. A hit moves the entry to the front of the LRU list.
 func (m *Memory) Get(_ context.Context, keys ...string) ([][]byte, error) {
