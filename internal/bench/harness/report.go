@@ -246,8 +246,12 @@ func (r *Report) evaluate() []Check {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s on %d × %s, %s, Linux %s (load average at start %s); %s rounds, %s per measured run, run took %s.\n\n",
-		r.Started.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.Kernel, m.LoadAvg, r.Options["rounds"], r.Options["duration"], r.Elapsed)
+	runs := r.Options["duration"] + " per measured run"
+	if sr := r.Options["stream_run"]; sr != "" && sr != r.Options["duration"] {
+		runs += " (" + sr + " for streams)"
+	}
+	fmt.Fprintf(&b, "Measured %s on %d × %s, %s, Linux %s (load average at start %s); %s rounds, %s, run took %s.\n\n",
+		r.Started.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.Kernel, m.LoadAvg, r.Options["rounds"], runs, r.Elapsed)
 	if len(r.Skipped) > 0 {
 		for _, t := range AllTargets {
 			if why, ok := r.Skipped[t]; ok {
