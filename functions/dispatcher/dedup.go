@@ -145,24 +145,28 @@ func (claimAll) Release(context.Context, []string, string) error { return nil }
 //
 // The keys live in a ring of slots (map key → slot), so that claiming a new
 // key costs one lookup, one insert and, once full, one delete, and marking
-// it done one lookup.
+// it done one lookup. Keys and leases are held as hashes (see keyHasher):
+// nothing in it is a pointer for the garbage collector to trace.
 type MemoryDedup struct {
 	mu       sync.Mutex
 	ttl      time.Duration
 	leaseTTL time.Duration
 	max      int
-	m        map[string]int32 // key → its slot
-	slots    []memSlot        // a ring of at most max slots, oldest at next once full
+	hasher   keyHasher
+	m        map[keyHash]int32 // key → its slot
+	slots    []memSlot         // a ring of at most max slots, oldest at next once full
 	next     int
 	epoch    time.Time // expiry times are offsets from it (monotonic)
 	now      func() time.Time
 }
 
-// memSlot is one remembered key; key is empty once the slot is free
+// memSlot is one remembered key; used is false once the slot is free
 // (released).
 type memSlot struct {
-	key     string
-	value   string        // the lease, or doneValue
+	key     keyHash
+	used    bool
+	done    bool          // delivered; else leased
+	lease   uint64        // the hash of the lease, while leased
 	expires time.Duration // since epoch
 }
 
@@ -172,7 +176,7 @@ func NewMemoryDedup(max int, ttl, leaseTTL time.Duration) *MemoryDedup {
 		max = 100000
 	}
 	max = min(max, math.MaxInt32)
-	return &MemoryDedup{ttl: ttl, leaseTTL: leaseTTL, max: max, m: map[string]int32{}, epoch: time.Now(), now: time.Now}
+	return &MemoryDedup{ttl: ttl, leaseTTL: leaseTTL, max: max, hasher: newKeyHasher(), m: map[keyHash]int32{}, epoch: time.Now(), now: time.Now}
 }
 
 // Claim implements Deduper.
@@ -180,19 +184,21 @@ func (d *MemoryDedup) Claim(_ context.Context, keys []string, lease string) ([]C
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now().Sub(d.epoch)
+	lh := d.hasher.lease(lease)
 	out := make([]ClaimState, len(keys))
 	for i, k := range keys {
-		j, ok := d.m[k]
+		h := d.hasher.hash(k)
+		j, ok := d.m[h]
 		switch {
 		case !ok:
-			d.insert(k, memSlot{key: k, value: lease, expires: now + d.leaseTTL})
+			d.insert(memSlot{key: h, lease: lh, expires: now + d.leaseTTL})
 			out[i] = Claimed
-		case now < d.slots[j].expires && d.slots[j].value == doneValue:
+		case now < d.slots[j].expires && d.slots[j].done:
 			out[i] = Done
 		case now < d.slots[j].expires:
 			out[i] = InFlight
 		default: // expired: claimed anew, in its slot
-			d.slots[j].value, d.slots[j].expires = lease, now+d.leaseTTL
+			d.slots[j].done, d.slots[j].lease, d.slots[j].expires = false, lh, now+d.leaseTTL
 			out[i] = Claimed
 		}
 	}
@@ -205,41 +211,45 @@ func (d *MemoryDedup) Done(_ context.Context, keys []string) error {
 	defer d.mu.Unlock()
 	exp := d.now().Sub(d.epoch) + d.ttl
 	for _, k := range keys {
-		if j, ok := d.m[k]; ok {
-			d.slots[j].value, d.slots[j].expires = doneValue, exp
+		h := d.hasher.hash(k)
+		if j, ok := d.m[h]; ok {
+			d.slots[j].done, d.slots[j].lease, d.slots[j].expires = true, 0, exp
 		} else {
-			d.insert(k, memSlot{key: k, value: doneValue, expires: exp})
+			d.insert(memSlot{key: h, done: true, expires: exp})
 		}
 	}
 	return nil
 }
 
-// Release implements Deduper.
+// Release implements Deduper: it frees only keys leased with lease.
 func (d *MemoryDedup) Release(_ context.Context, keys []string, lease string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	lh := d.hasher.lease(lease)
 	for _, k := range keys {
-		if j, ok := d.m[k]; ok && d.slots[j].value == lease {
-			delete(d.m, k)
+		h := d.hasher.hash(k)
+		if j, ok := d.m[h]; ok && !d.slots[j].done && d.slots[j].lease == lh {
+			delete(d.m, h)
 			d.slots[j] = memSlot{}
 		}
 	}
 	return nil
 }
 
-// insert remembers a key not remembered yet, forgetting the oldest once
-// max keys are.
-func (d *MemoryDedup) insert(k string, s memSlot) {
+// insert remembers s, whose key is not remembered yet, forgetting the
+// oldest key once max keys are.
+func (d *MemoryDedup) insert(s memSlot) {
+	s.used = true
 	if len(d.slots) < d.max {
-		d.m[k] = int32(len(d.slots))
+		d.m[s.key] = int32(len(d.slots))
 		d.slots = append(d.slots, s)
 		return
 	}
 	j := d.next
 	d.next = (d.next + 1) % len(d.slots)
-	if old := d.slots[j].key; old != "" {
-		delete(d.m, old)
+	if old := d.slots[j]; old.used {
+		delete(d.m, old.key)
 	}
 	d.slots[j] = s
-	d.m[k] = int32(j)
+	d.m[s.key] = int32(j)
 }

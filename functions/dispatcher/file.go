@@ -222,37 +222,48 @@ func (b *FileBackend) Close() error {
 	return err
 }
 
-// keyRing is a bounded set of keys: past its size the oldest are forgotten.
-//
-// It holds 128-bit hashes of the keys, not the keys: a ring of a million
-// event keys as strings is ~100 MiB of heap that every garbage collection
-// cycle traces, as hashes it is ~40 MiB that the collector never scans (no
-// pointers). The hashes are seeded per process; the ring is rebuilt from the
-// file at open. Two keys are confused only if both 64-bit halves collide,
-// which is negligible (a billion lookups against a full ring: ~1e-21).
-type keyRing struct {
-	size  int
-	seeds [2]maphash.Seed
-	m     map[keyHash]struct{}
-	ring  []keyHash
-	next  int
+// keyHasher turns event keys (and leases) into hashes for in-memory sets:
+// 128 bits for a key, so that two keys are confused only if both 64-bit
+// halves collide (a billion lookups against a million keys: ~1e-21). The
+// seeds are per process; nothing hashed outlives it.
+type keyHasher struct{ seeds [2]maphash.Seed }
+
+// keyHash is a key as a keyHasher makes it.
+type keyHash [2]uint64
+
+func newKeyHasher() keyHasher {
+	return keyHasher{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
-// keyHash is a key as the keyRing remembers it.
-type keyHash [2]uint64
+// hash is k as the sets remember it.
+func (h keyHasher) hash(k string) keyHash {
+	return keyHash{maphash.String(h.seeds[0], k), maphash.String(h.seeds[1], k)}
+}
+
+// lease is the 64-bit hash of a dedup lease.
+func (h keyHasher) lease(l string) uint64 { return maphash.String(h.seeds[0], l) }
+
+// keyRing is a bounded set of keys: past its size the oldest are forgotten.
+//
+// It holds the keys' hashes, not the keys: a ring of a million event keys
+// as strings is ~150 MiB of heap that every garbage collection cycle
+// traces, as hashes it is ~73 MiB that the collector never scans (no
+// pointers). The ring is rebuilt from the file at open.
+type keyRing struct {
+	keyHasher
+	size int
+	m    map[keyHash]struct{}
+	ring []keyHash
+	next int
+}
 
 func newKeyRing(size int) *keyRing {
 	return &keyRing{
-		size:  size,
-		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		m:     map[keyHash]struct{}{},
-		ring:  make([]keyHash, 0, min(size, 4096)),
+		keyHasher: newKeyHasher(),
+		size:      size,
+		m:         map[keyHash]struct{}{},
+		ring:      make([]keyHash, 0, min(size, 4096)),
 	}
-}
-
-// hash is k as the ring remembers it.
-func (r *keyRing) hash(k string) keyHash {
-	return keyHash{maphash.String(r.seeds[0], k), maphash.String(r.seeds[1], k)}
 }
 
 func (r *keyRing) has(h keyHash) bool { _, ok := r.m[h]; return ok }

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -86,5 +87,38 @@ func TestMemoryDedup(t *testing.T) {
 	}
 	if len(d.m) > 3 || len(d.slots) > 3 {
 		t.Fatalf("%d keys, %d slots, max 3", len(d.m), len(d.slots))
+	}
+}
+
+// A full MemoryDedup lives as long as the process: nothing in it may be
+// for the garbage collector to trace.
+func TestMemoryDedupFullSizeIsNotScanned(t *testing.T) {
+	const n = 100000 // the default size
+	ctx := context.Background()
+	before := heapStats()
+	d := NewMemoryDedup(n, time.Hour, time.Minute)
+	keys := make([]string, 100)
+	for i := 0; i < n; i += len(keys) {
+		for j := range keys {
+			keys[j] = fmt.Sprintf("https://llm-proxy.example/proxy\x00%08x-8b2e-4c55-9a53-%012x", i+j, i+j)
+		}
+		lease := newLease()
+		if _, err := d.Claim(ctx, keys, lease); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Done(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys = nil
+	after := heapStats()
+	runtime.KeepAlive(d)
+	if len(d.m) != n {
+		t.Fatalf("%d keys remembered, want %d", len(d.m), n)
+	}
+	heap, scan := mib(after.live-before.live), mib(after.scannable-before.scannable)
+	t.Logf("%d keys: %.1f MiB of heap, %.1f MiB of it scannable", n, heap, scan)
+	if scan > 0.5 {
+		t.Errorf("a full MemoryDedup holds %.1f MiB of scannable heap, want none", scan)
 	}
 }
