@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
 
@@ -217,11 +218,9 @@ func (r *relay) emit(raw []byte, ev usage.Event) {
 	if r.acc.Observe(ev.Data) && r.strip {
 		return // the usage chunk the client did not ask for
 	}
-	if r.strip && bytes.Contains(ev.Data, nullUsage) {
-		if data, ok := withoutNullUsage(ev.Data); ok && bytes.HasPrefix(raw, dataPrefix) && bytes.Count(raw, []byte("data:")) == 1 {
-			*out = append(*out, dataPrefix...)
-			*out = append(*out, data...)
-			*out = append(*out, '\n', '\n')
+	if r.strip && bytes.Contains(ev.Data, nullUsage) && bytes.HasPrefix(raw, dataPrefix) && bytes.Count(raw, []byte("data:")) == 1 {
+		if o, ok := withoutNullUsage(append(*out, dataPrefix...), ev.Data); ok {
+			*out = append(o, '\n', '\n')
 			return
 		}
 	}
@@ -360,33 +359,38 @@ var (
 	doneData   = []byte("[DONE]")
 )
 
-// withoutNullUsage removes the top-level "usage":null member that
-// include_usage adds to every chunk, so the client sees the chunk OpenAI
-// would have sent without it. Other members keep their bytes.
-func withoutNullUsage(data []byte) ([]byte, bool) {
-	ms, err := parseObject(data)
-	if err != nil {
-		return nil, false
-	}
-	var b bytes.Buffer
-	b.Grow(len(data))
-	b.WriteByte('{')
-	first := true
-	for _, m := range ms {
-		if m.key == "usage" && string(m.raw) == "null" {
-			continue
+// withoutNullUsage appends to dst the chunk data without the top-level
+// "usage":null member that include_usage adds to every chunk, so the client
+// sees the chunk OpenAI would have sent without it. Every other byte is
+// kept. ok is false, and dst unchanged, unless data is a valid JSON object
+// with exactly one such member.
+func withoutNullUsage(dst, data []byte) (_ []byte, ok bool) {
+	from, to, found := -1, -1, 0
+	prevEnd := -1 // where the previous member's value ends
+	err := jsonscan.Members(data, func(k, v []byte) error {
+		// v is a slice of data (jsonscan's contract): its offset in data
+		// is the difference of their capacities.
+		end := cap(data) - cap(v) + len(v)
+		if string(k) == "usage" {
+			if found++; string(v) == "null" {
+				from, to = prevEnd, end
+			}
 		}
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		k, _ := json.Marshal(m.key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(m.raw)
+		prevEnd = end
+		return nil
+	})
+	if err != nil || found != 1 || to < 0 {
+		return dst, false
 	}
-	b.WriteByte('}')
-	return b.Bytes(), true
+	if from < 0 { // the first member: cut it and the comma after it
+		from = bytes.IndexByte(data, '{') + 1
+		rest := bytes.TrimLeft(data[to:], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ',' {
+			to = len(data) - len(rest) + 1
+		}
+	}
+	dst = append(dst, data[:from]...)
+	return append(dst, data[to:]...), true
 }
 
 func interruptedEvent() []byte {
