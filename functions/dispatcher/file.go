@@ -224,7 +224,7 @@ func (b *FileBackend) Close() error {
 
 // keyHasher turns event keys (and leases) into hashes for in-memory sets:
 // 128 bits for a key, so that two keys are confused only if both 64-bit
-// halves collide (a billion lookups against a million keys: ~1e-21). The
+// halves collide (a billion lookups against a million keys: ~3e-24). The
 // seeds are per process; nothing hashed outlives it.
 type keyHasher struct{ seeds [2]maphash.Seed }
 
