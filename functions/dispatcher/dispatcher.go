@@ -91,15 +91,6 @@ func New(deps Deps) (*Dispatcher, error) {
 	if deps.LeaseTTL <= 0 {
 		deps.LeaseTTL = 2 * time.Minute
 	}
-	idem, selfDedup := deps.Backend.(IdempotentBackend)
-	switch {
-	case deps.Dedup != nil:
-		selfDedup = false
-	case selfDedup:
-		deps.Dedup = claimAll{}
-	default:
-		deps.Dedup = NewMemoryDedup(0, deps.DedupTTL, deps.LeaseTTL)
-	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
@@ -117,8 +108,13 @@ func New(deps Deps) (*Dispatcher, error) {
 		Name: "llm_proxy_dispatcher_failures_total", Help: "Events the dispatcher could not deliver, by kind (poison, retry).",
 		ConstLabels: prometheus.Labels{"backend": deps.Backend.Name()},
 	}, []string{"kind"})
-	if selfDedup {
-		idem.CountDuplicates(d.duplicates)
+	if d.dedup == nil {
+		if idem, ok := deps.Backend.(IdempotentBackend); ok {
+			d.dedup = claimAll{}
+			idem.CountDuplicates(d.duplicates)
+		} else {
+			d.dedup = NewMemoryDedup(0, deps.DedupTTL, deps.LeaseTTL)
+		}
 	}
 	if r := deps.Registerer; r != nil {
 		for _, c := range []prometheus.Collector{d.delivered, d.duplicates, d.failures} {

@@ -372,7 +372,8 @@ func withoutNullUsage(dst, data []byte) (_ []byte, ok bool) {
 		// is the difference of their capacities.
 		end := cap(data) - cap(v) + len(v)
 		if string(k) == "usage" {
-			if found++; string(v) == "null" {
+			found++
+			if string(v) == "null" {
 				from, to = prevEnd, end
 			}
 		}

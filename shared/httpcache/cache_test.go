@@ -425,7 +425,7 @@ func TestBrokenBackendIsAMiss(t *testing.T) {
 				t.Fatalf("errors not counted: %+v", h.c.Stats())
 			}
 			// A purge is bounded by its caller (the management request).
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			if _, err := h.c.Purge(ctx, PurgeRequest{All: true}); !errors.Is(err, llmproxy.ErrUnavailable) {
 				t.Fatalf("purge err = %v, want ErrUnavailable", err)

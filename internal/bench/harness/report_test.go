@@ -3,6 +3,7 @@ package harness
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMedianOfAndChecks(t *testing.T) {
@@ -63,5 +64,35 @@ func TestOptionsDefaultsAndSubsets(t *testing.T) {
 	bad := Options{Root: ".", Targets: []string{"nginx"}}
 	if err := bad.defaults(); err == nil {
 		t.Error("unknown target: want an error")
+	}
+}
+
+func TestStreamRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want time.Duration
+	}{
+		{"enough streams in Duration", Options{Duration: 10 * time.Second, Streams: 500, StreamRate: 100}, 10 * time.Second},
+		{"longer to open Streams", Options{Duration: 2 * time.Second, Streams: 500, StreamRate: 100}, 5 * time.Second},
+		{"no least count", Options{Duration: 2 * time.Second, StreamRate: 100}, 2 * time.Second},
+	} {
+		if got := tc.o.streamRun(); got != tc.want {
+			t.Errorf("%s: streamRun = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	full := Options{Root: "."}
+	if err := full.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if got := full.streamRun(); got != 5*time.Second {
+		t.Errorf("default stream run %v, want 5s (500 streams at 100/s)", got)
+	}
+	quick := Options{Root: ".", Quick: true}
+	if err := quick.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if got := quick.streamRun(); got != quick.Duration {
+		t.Errorf("quick stream run %v, want the quick duration %v", got, quick.Duration)
 	}
 }
