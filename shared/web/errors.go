@@ -44,12 +44,63 @@ type ErrorBody struct {
 	Code  string `json:"code"`
 }
 
+// HandlerFunc is a handler that returns its failure instead of writing it;
+// the adapter of its surface (Surface.Handle) logs and renders the error.
+// A handler that returns an error must not have written a response.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Renderer writes a failed request's answer with the given status. It may
+// show the client llmproxy.ErrorMessage(err) and llmproxy.ErrorCode(err)
+// (client-safe by construction), never err.Error(), which carries causes.
+type Renderer func(w http.ResponseWriter, r *http.Request, status int, err error)
+
+// The renderers of the JSON surfaces; the admin UI's HTML renderer lives
+// with its templates.
+var (
+	// ManagementJSON renders {"error","code"}: the management API (/manage).
+	ManagementJSON Renderer = renderManagementJSON
+	// OpenAIJSON renders OpenAI's error envelope: the proxy (/v1).
+	OpenAIJSON Renderer = renderOpenAIJSON
+)
+
+// Surface is the one error path of an HTTP surface: every failure is logged
+// once with LogFailure's level policy, then answered by Render. Log nil
+// means not logged (the caller logged already, as Recover does).
+type Surface struct {
+	Render Renderer
+	Log    *slog.Logger
+}
+
+// Handle adapts fn: its error is answered with the status of its kind
+// (StatusOf) and logged once.
+func (s Surface) Handle(fn HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.Fail(w, r, err)
+		}
+	})
+}
+
+// Fail logs err once and answers it with the status of its kind.
+func (s Surface) Fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.FailStatus(w, r, StatusOf(err), err)
+}
+
+// FailStatus is Fail with a status the caller decided (the proxy answers
+// an unreachable upstream, ErrUnavailable, with 502 or 504).
+func (s Surface) FailStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
+	LogFailure(r, s.Log, status, err)
+	s.Render(w, r, status, err)
+}
+
 // WriteError writes err as {"error","code"} with the status of its kind and
-// logs the internal cause once (at error level for 5xx). Messages of errors
-// that are not *llmproxy.Error are replaced by a generic text.
+// logs the internal cause once (Surface{ManagementJSON, log}.Fail). Messages
+// of errors that are not *llmproxy.Error are replaced by a generic text.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	status := StatusOf(err)
-	logError(r, log, status, err)
+	Surface{Render: ManagementJSON, Log: log}.Fail(w, r, err)
+}
+
+func renderManagementJSON(w http.ResponseWriter, _ *http.Request, status int, err error) {
 	WriteJSON(w, status, ErrorBody{Error: llmproxy.ErrorMessage(err), Code: llmproxy.ErrorCode(err)})
 }
 
@@ -67,10 +118,12 @@ type OpenAIErrorDetail struct {
 }
 
 // WriteOpenAIError writes err in OpenAI's error shape with the status of its
-// kind, and logs the internal cause once.
+// kind, and logs the internal cause once (Surface{OpenAIJSON, log}.Fail).
 func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	status := StatusOf(err)
-	logError(r, log, status, err)
+	Surface{Render: OpenAIJSON, Log: log}.Fail(w, r, err)
+}
+
+func renderOpenAIJSON(w http.ResponseWriter, _ *http.Request, status int, err error) {
 	WriteOpenAIBody(w, status, llmproxy.ErrorCode(err), llmproxy.ErrorMessage(err))
 }
 
@@ -124,16 +177,31 @@ func openAIType(status int) string {
 	return "invalid_request_error"
 }
 
-func logError(r *http.Request, log *slog.Logger, status int, err error) {
+// FailureLevel is the one level policy for failed requests: a server
+// failure (5xx) is an error; a client error (4xx) is the client's to fix and
+// the access log counts it already, so it is debug.
+func FailureLevel(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelDebug
+}
+
+// LogFailure logs a failed request once, at FailureLevel(status), with its
+// full error (cause included: err.Error() is for logs, never for clients).
+// Nothing is built when that level is off; a nil log logs nothing.
+func LogFailure(r *http.Request, log *slog.Logger, status int, err error) {
 	if log == nil {
 		return
 	}
-	level := slog.LevelDebug
-	if status >= 500 {
-		level = slog.LevelError
+	ctx, level := r.Context(), FailureLevel(status)
+	if !log.Enabled(ctx, level) {
+		return
 	}
-	log.LogAttrs(r.Context(), level, "request failed",
-		slog.String("request_id", RequestID(r.Context())),
+	log.LogAttrs(ctx, level, "request failed",
+		slog.String("request_id", RequestID(ctx)),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.String("error", err.Error()))
 }
