@@ -29,7 +29,14 @@ type Deps struct {
 type handler struct {
 	svc   *management.Service
 	cache management.CachePurger
-	log   *slog.Logger
+}
+
+// Paths are the URL path prefixes the function owns, each with everything
+// under it (a Gateway API PathPrefix): composition code mounts exactly these
+// (mgmthttp.Mount), and knative/httproute.yaml routes them here
+// (TestPathsAreRoutedHere).
+func Paths() []string {
+	return []string{"/manage/projects", "/manage/audit", "/manage/usage", "/manage/cache"}
 }
 
 // New returns the function's HTTP handler.
@@ -40,46 +47,46 @@ func New(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{svc: d.Service, cache: d.Cache, log: d.Log}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /manage/projects", h.list)
-	mux.HandleFunc("POST /manage/projects", h.create)
-	mux.HandleFunc("/manage/projects", mgmthttp.MethodNotAllowed("GET, POST", d.Log))
-	mux.HandleFunc("GET /manage/projects/{id}", h.get)
-	mux.HandleFunc("PATCH /manage/projects/{id}", h.update)
-	mux.HandleFunc("DELETE /manage/projects/{id}", h.delete)
-	mux.HandleFunc("/manage/projects/{id}", mgmthttp.MethodNotAllowed("GET, PATCH", d.Log))
-	mux.HandleFunc("POST /manage/projects/{id}/tokens/revoke", h.revokeTokens)
-	mux.HandleFunc("/manage/projects/{id}/tokens/revoke", mgmthttp.MethodNotAllowed("POST", d.Log))
-	mux.HandleFunc("GET /manage/audit", h.listAudit)
-	mux.HandleFunc("/manage/audit", mgmthttp.MethodNotAllowed("GET", d.Log))
-	mux.HandleFunc("GET /manage/audit/{id}", h.getAudit)
-	mux.HandleFunc("/manage/audit/{id}", mgmthttp.MethodNotAllowed("GET", d.Log))
-	mux.HandleFunc("GET /manage/usage", h.usage)
-	mux.HandleFunc("/manage/usage", mgmthttp.MethodNotAllowed("GET", d.Log))
-	mux.HandleFunc("POST /manage/cache/purge", h.purge)
-	mux.HandleFunc("/manage/cache/purge", mgmthttp.MethodNotAllowed("POST", d.Log))
-	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.JSONErrors(mux, d.Log)))
+	h := &handler{svc: d.Service, cache: d.Cache}
+	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.Serve(h.routes(), d.Log)))
 }
 
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	web.WriteError(w, r, h.log, err)
+// routes is the function's routing table; every path lies under Paths.
+func (h *handler) routes() []mgmthttp.Route {
+	return []mgmthttp.Route{
+		{Pattern: "GET /manage/projects", Handle: h.list},
+		{Pattern: "POST /manage/projects", Handle: h.create},
+		{Pattern: "/manage/projects", Handle: mgmthttp.MethodNotAllowed("GET, POST")},
+		{Pattern: "GET /manage/projects/{id}", Handle: h.get},
+		{Pattern: "PATCH /manage/projects/{id}", Handle: h.update},
+		{Pattern: "DELETE /manage/projects/{id}", Handle: h.delete},
+		{Pattern: "/manage/projects/{id}", Handle: mgmthttp.MethodNotAllowed("GET, PATCH")},
+		{Pattern: "POST /manage/projects/{id}/tokens/revoke", Handle: h.revokeTokens},
+		{Pattern: "/manage/projects/{id}/tokens/revoke", Handle: mgmthttp.MethodNotAllowed("POST")},
+		{Pattern: "GET /manage/audit", Handle: h.listAudit},
+		{Pattern: "/manage/audit", Handle: mgmthttp.MethodNotAllowed("GET")},
+		{Pattern: "GET /manage/audit/{id}", Handle: h.getAudit},
+		{Pattern: "/manage/audit/{id}", Handle: mgmthttp.MethodNotAllowed("GET")},
+		{Pattern: "GET /manage/usage", Handle: h.usage},
+		{Pattern: "/manage/usage", Handle: mgmthttp.MethodNotAllowed("GET")},
+		{Pattern: "POST /manage/cache/purge", Handle: h.purge},
+		{Pattern: "/manage/cache/purge", Handle: mgmthttp.MethodNotAllowed("POST")},
+	}
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	q, err := management.ParseProjectQuery(r.URL.Query())
 	if err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionProjectList, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionProjectList, err)
 	}
 	res, err := h.svc.ListProjects(r.Context(), a, q)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	mgmthttp.SetListHeaders(w, r, res.Pagination)
 	web.WriteJSON(w, http.StatusOK, res.Projects)
+	return nil
 }
 
 // createRequest accepts the original's api_key and the legacy
@@ -92,12 +99,11 @@ type createRequest struct {
 	TokenDefaults *llmproxy.Limits `json:"token_defaults"`
 }
 
-func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	var req createRequest
 	if err := web.DecodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionProjectCreate, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionProjectCreate, err)
 	}
 	key := req.APIKey
 	if key == "" {
@@ -107,19 +113,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 		Name: req.Name, APIKey: key, Limits: req.Limits, TokenDefaults: req.TokenDefaults,
 	})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusCreated, p)
+	return nil
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
 	p, err := h.svc.GetProject(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, p)
+	return nil
 }
 
 type updateRequest struct {
@@ -132,12 +138,11 @@ type updateRequest struct {
 	TokenDefaults *llmproxy.Limits `json:"token_defaults"`
 }
 
-func (h *handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *handler) update(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	var req updateRequest
 	if err := web.DecodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionProjectUpdate, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionProjectUpdate, err)
 	}
 	key := req.APIKey
 	if key == nil || *key == "" {
@@ -148,65 +153,63 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 		Limits: req.Limits, TokenDefaults: req.TokenDefaults,
 	})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, p)
+	return nil
 }
 
-func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Allow", "GET, PATCH")
-	h.fail(w, r, h.svc.DenyProjectDelete(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id")))
+	return h.svc.DenyProjectDelete(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id"))
 }
 
-func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request) {
+func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request) error {
 	res, err := h.svc.RevokeProjectTokens(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
+func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	q, err := management.ParseAuditQuery(r.URL.Query())
 	if err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionAuditList, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionAuditList, err)
 	}
 	res, err := h.svc.ListAudit(r.Context(), a, q)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	mgmthttp.SetListHeaders(w, r, res.Pagination)
 	web.WriteJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // usage serves per-project usage over a window (default the last 24 hours).
-func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
+func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	q, err := management.ParseUsageQuery(r.URL.Query())
 	if err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionUsageList, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionUsageList, err)
 	}
 	res, err := h.svc.ProjectUsage(r.Context(), a, q)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (h *handler) getAudit(w http.ResponseWriter, r *http.Request) {
+func (h *handler) getAudit(w http.ResponseWriter, r *http.Request) error {
 	e, err := h.svc.GetAudit(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, e)
+	return nil
 }
 
 // purgeRequest: {"project_id"} | {"project_id","method","path","body"} |
@@ -221,12 +224,11 @@ type purgeRequest struct {
 	Body      json.RawMessage `json:"body"`
 }
 
-func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
+func (h *handler) purge(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	var req purgeRequest
 	if err := web.DecodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionCachePurge, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionCachePurge, err)
 	}
 	body := ""
 	if len(req.Body) > 0 && string(req.Body) != "null" {
@@ -241,8 +243,8 @@ func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
 		All: req.All, ProjectID: req.ProjectID, Method: req.Method, Path: req.Path, Query: req.Query, Body: body,
 	})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, res)
+	return nil
 }

@@ -25,8 +25,13 @@ type Deps struct {
 
 type handler struct {
 	svc *management.Service
-	log *slog.Logger
 }
+
+// Paths are the URL path prefixes the function owns, each with everything
+// under it (a Gateway API PathPrefix): composition code mounts exactly these
+// (mgmthttp.Mount), and knative/httproute.yaml routes them here
+// (TestPathsAreRoutedHere).
+func Paths() []string { return []string{"/manage/tokens"} }
 
 // New returns the function's HTTP handler.
 func New(d Deps) http.Handler {
@@ -36,36 +41,36 @@ func New(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{svc: d.Service, log: d.Log}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /manage/tokens", h.list)
-	mux.HandleFunc("POST /manage/tokens", h.create)
-	mux.HandleFunc("/manage/tokens", mgmthttp.MethodNotAllowed("GET, POST", d.Log))
-	mux.HandleFunc("GET /manage/tokens/{id}", h.get)
-	mux.HandleFunc("PATCH /manage/tokens/{id}", h.update)
-	mux.HandleFunc("DELETE /manage/tokens/{id}", h.revoke)
-	mux.HandleFunc("/manage/tokens/{id}", mgmthttp.MethodNotAllowed("GET, PATCH, DELETE", d.Log))
-	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.JSONErrors(mux, d.Log)))
+	h := &handler{svc: d.Service}
+	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.Serve(h.routes(), d.Log)))
 }
 
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	web.WriteError(w, r, h.log, err)
+// routes is the function's routing table; every path lies under Paths.
+func (h *handler) routes() []mgmthttp.Route {
+	return []mgmthttp.Route{
+		{Pattern: "GET /manage/tokens", Handle: h.list},
+		{Pattern: "POST /manage/tokens", Handle: h.create},
+		{Pattern: "/manage/tokens", Handle: mgmthttp.MethodNotAllowed("GET, POST")},
+		{Pattern: "GET /manage/tokens/{id}", Handle: h.get},
+		{Pattern: "PATCH /manage/tokens/{id}", Handle: h.update},
+		{Pattern: "DELETE /manage/tokens/{id}", Handle: h.revoke},
+		{Pattern: "/manage/tokens/{id}", Handle: mgmthttp.MethodNotAllowed("GET, PATCH, DELETE")},
+	}
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	q, err := management.ParseTokenQuery(r.URL.Query())
 	if err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionTokenList, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionTokenList, err)
 	}
 	res, err := h.svc.ListTokens(r.Context(), a, q)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	mgmthttp.SetListHeaders(w, r, res.Pagination)
 	web.WriteJSON(w, http.StatusOK, res.Tokens)
+	return nil
 }
 
 type createRequest struct {
@@ -78,12 +83,11 @@ type createRequest struct {
 	Limits          *llmproxy.Limits `json:"limits"`
 }
 
-func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	var req createRequest
 	if err := web.DecodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionTokenCreate, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionTokenCreate, err)
 	}
 	if req.ProjectID == "" {
 		req.ProjectID = req.ProjectIDLegacy
@@ -93,19 +97,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: req.ExpiresAt, MaxRequests: req.MaxRequests, Limits: req.Limits,
 	})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusCreated, t)
+	return nil
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
 	t, err := h.svc.GetToken(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id"))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, t)
+	return nil
 }
 
 // updateRequest: expires_at null means "never expires".
@@ -116,7 +120,7 @@ type updateRequest struct {
 	Limits      *llmproxy.Limits `json:"limits"`
 }
 
-func (h *handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *handler) update(w http.ResponseWriter, r *http.Request) error {
 	a := mgmthttp.Actor(h.svc, r)
 	var req updateRequest
 	err := web.DecodeJSON(w, r, &req)
@@ -131,21 +135,20 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 		in.ExpiresAt = &t
 	}
 	if err != nil {
-		h.fail(w, r, h.svc.Reject(r.Context(), a, management.ActionTokenUpdate, err))
-		return
+		return h.svc.Reject(r.Context(), a, management.ActionTokenUpdate, err)
 	}
 	t, err := h.svc.UpdateToken(r.Context(), a, r.PathValue("id"), in)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	web.WriteJSON(w, http.StatusOK, t)
+	return nil
 }
 
-func (h *handler) revoke(w http.ResponseWriter, r *http.Request) {
+func (h *handler) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.RevokeToken(r.Context(), mgmthttp.Actor(h.svc, r), r.PathValue("id")); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

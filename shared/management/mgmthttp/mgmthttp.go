@@ -1,6 +1,8 @@
 // Package mgmthttp holds the HTTP details shared by the management functions
-// (manage-projects, manage-tokens): JSON errors for the mux's own 404/405,
-// method-not-allowed handlers with an explicit Allow, list headers
+// (manage-projects, manage-tokens): their routing tables of handlers that
+// return errors, served with one JSON error renderer (web.ManagementJSON)
+// that also answers the mux's own 404/405; method-not-allowed routes with an
+// explicit Allow; mounting a function's path prefixes; list headers
 // (X-Total-Count and RFC 8288 Link) and the request actor.
 package mgmthttp
 
@@ -17,6 +19,52 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
+
+// Route is one entry of a management function's routing table: a ServeMux
+// pattern and the handler whose error the management JSON renderer answers.
+type Route struct {
+	Pattern string
+	Handle  web.HandlerFunc
+}
+
+// Errors is the management API's error surface: {"error","code"} bodies,
+// each failure logged once to log.
+func Errors(log *slog.Logger) web.Surface {
+	return web.Surface{Render: web.ManagementJSON, Log: log}
+}
+
+// Serve serves routes on one mux: every error a route returns, and the
+// mux's own 404/405, is answered by Errors(log).
+func Serve(routes []Route, log *slog.Logger) http.Handler {
+	errs := Errors(log)
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, errs.Handle(rt.Handle))
+	}
+	return JSONErrors(mux, log)
+}
+
+// Mount registers h on mux for each path prefix, as a Gateway API
+// PathPrefix match routes it: the prefix itself and everything under
+// prefix+"/". Composition code mounts a function with its package's
+// Paths().
+func Mount(mux *http.ServeMux, h http.Handler, prefixes []string) {
+	for _, p := range prefixes {
+		mux.Handle(p, h)
+		mux.Handle(p+"/", h)
+	}
+}
+
+// Owns reports whether path lies under one of prefixes (the prefix itself
+// or below prefix+"/"), the match Mount registers.
+func Owns(prefixes []string, path string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
 
 // JSONErrors serves mux, but answers requests the mux itself rejects (no
 // route: 404; known path, other method: 405 with Allow) with the management
@@ -35,9 +83,9 @@ func JSONErrors(mux *http.ServeMux, log *slog.Logger) http.Handler {
 			if allow := probe.header.Get("Allow"); allow != "" {
 				w.Header().Set("Allow", allow)
 			}
-			web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed, "method not allowed"))
+			Errors(log).Fail(w, r, errMethodNotAllowed)
 		case http.StatusNotFound, 0:
-			web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "not found"))
+			Errors(log).Fail(w, r, llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "not found"))
 		default:
 			// Redirects and the like: replay what the mux decided.
 			for k, v := range probe.header {
@@ -67,11 +115,14 @@ func (p *headerProbe) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// MethodNotAllowed answers 405 with the given Allow header as JSON.
-func MethodNotAllowed(allow string, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+var errMethodNotAllowed = llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed, "method not allowed")
+
+// MethodNotAllowed is a route's catch-all for other methods: 405 with the
+// given Allow header.
+func MethodNotAllowed(allow string) web.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) error {
 		w.Header().Set("Allow", allow)
-		web.WriteError(w, r, log, llmproxy.E(llmproxy.ErrMethodNotAllowed, llmproxy.CodeMethodNotAllowed, "method not allowed"))
+		return errMethodNotAllowed
 	}
 }
 
