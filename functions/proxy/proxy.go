@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -245,7 +244,7 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 		p.fail(w, r, 0, err)
 		return
 	}
-	token, ok := bearer(r.Header.Get("Authorization"))
+	token, ok := web.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		p.fail(w, r, 0, llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeInvalidToken,
 			"Missing or invalid Authorization header: expected 'Bearer <token>'."))
@@ -318,17 +317,6 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 // stream_options.include_usage.
 func usageOptionEndpoint(ep string) bool {
 	return ep == "/v1/chat/completions" || ep == "/v1/completions"
-}
-
-// bearer extracts the token of an Authorization header (scheme
-// case-insensitive, value trimmed).
-func bearer(h string) (string, bool) {
-	scheme, value, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
-		return "", false
-	}
-	value = strings.TrimSpace(value)
-	return value, value != ""
 }
 
 // readBody reads the body once, bounded by MAX_REQUEST_SIZE.

@@ -117,7 +117,7 @@ const (
 // Wrap requires a valid management token before next runs.
 func (a *Auth) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := BearerToken(r.Header.Get("Authorization"))
+		token, ok := web.BearerToken(r.Header.Get("Authorization"))
 		var err error
 		if !ok {
 			err = a.Check(r, "", false)
@@ -182,17 +182,6 @@ func (a *Auth) audit(ctx context.Context, actor audit.Actor, reason string, deta
 	e := rec.Event(actor, "management.auth", llmproxy.OutcomeDenied, details)
 	e.Reason = reason
 	_ = rec.Record(context.WithoutCancel(ctx), e)
-}
-
-// BearerToken extracts the token of an `Authorization: Bearer <token>`
-// header; the scheme is matched case-insensitively.
-func BearerToken(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 func writeDenied(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {

@@ -44,28 +44,6 @@ func TestVerifiers(t *testing.T) {
 	}
 }
 
-func TestBearerToken(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		header, token string
-		ok            bool
-	}{
-		{"Bearer abc", "abc", true},
-		{"bearer abc", "abc", true},
-		{"BEARER  abc ", "abc", true},
-		{"Basic abc", "", false},
-		{"Bearer", "", false},
-		{"Bearer ", "", false},
-		{"", "", false},
-		{"Bearerabc", "", false},
-	} {
-		token, ok := mgmtauth.BearerToken(tc.header)
-		if token != tc.token || ok != tc.ok {
-			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tc.header, token, ok, tc.token, tc.ok)
-		}
-	}
-}
-
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
