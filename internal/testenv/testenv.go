@@ -1,6 +1,9 @@
 // Package testenv gives tests real, isolated PostgreSQL schemas, SQLite files
-// and Redis key prefixes. A missing service fails the test with the command
-// that fixes it; nothing is ever skipped.
+// and Redis key prefixes, and the small kit tests share: a manual Clock and
+// a concurrency-safe Buffer. A missing service fails the test with the
+// command that fixes it; nothing is skipped, except that `go test -short`
+// (make test-short, the quick tier) skips every test that needs a service
+// or a built binary, in one place: NeedsService.
 //
 // PostgreSQL is found at TEST_DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable), Redis at
@@ -46,6 +49,19 @@ func RedisAddr() string {
 	return defaultRedisAddr
 }
 
+// NeedsService marks t as needing something outside the process:
+// PostgreSQL, Redis, headless Chromium, or a binary it builds or runs.
+// Under `go test -short` it skips t, so that the quick tier needs no
+// services; otherwise it does nothing (`make test` never passes -short, and
+// a missing service then fails the test where it is used). PostgresURL and
+// Redis call it; a test that reaches a service another way calls it first.
+func NeedsService(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s: skipped under -short (make test-short); make test runs it", what)
+	}
+}
+
 // Suffix returns a short random identifier for names.
 func Suffix() string {
 	var b [6]byte
@@ -58,6 +74,7 @@ func Suffix() string {
 // parameter). The schema is dropped when the test ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
+	NeedsService(t, "PostgreSQL")
 	base := PostgresBaseURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -103,6 +120,7 @@ func SQLitePath(t testing.TB) string {
 // Redis does not answer.
 func Redis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
+	NeedsService(t, "Redis")
 	addr := RedisAddr()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
