@@ -122,7 +122,7 @@ func BenchmarkAdmitRedisLeased(b *testing.B) {
 	c, prefix := testenv.Redis(b)
 	hook := &countingHook{}
 	c.AddHook(hook)
-	clk := newClock(epoch)
+	clk := testenv.NewClock(epoch)
 	l := NewRedis(c, prefix+"rl:", RedisOptions{Now: clk.Now, Lease: 32})
 	l.leases.sweepEvery = 0
 	ctx := context.Background()
@@ -137,11 +137,11 @@ func BenchmarkAdmitRedisLeased(b *testing.B) {
 		}
 	}
 	admit() // the token's first second is not whole: no lease
-	clk.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	for range 100 {
 		admit()
 	}
-	clk.Add(time.Second) // the clock stays at the start of a second after a busy one
+	clk.Advance(time.Second) // the clock stays at the start of a second after a busy one
 	trips := hook.scriptTrips.Load()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +15,6 @@ import (
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestParsePolicy(t *testing.T) {
 	t.Parallel()
@@ -56,7 +37,7 @@ func TestFallbackDeadAddress(t *testing.T) {
 			t.Parallel()
 			c := redis.NewClient(&redis.Options{Addr: deadAddr(t), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
 			t.Cleanup(func() { _ = c.Close() })
-			var logs syncBuffer
+			var logs testenv.Buffer
 			m := NewMetrics()
 			f := WithFallback(NewRedis(c, "x:", RedisOptions{}), NewMemory(MemoryOptions{}), policy,
 				slog.New(slog.NewTextHandler(&logs, nil)), m)

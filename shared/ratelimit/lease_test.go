@@ -16,7 +16,7 @@ import (
 // processes, on one injected clock.
 type leaseEnv struct {
 	t      *testing.T
-	clock  *clock
+	clock  *testenv.Clock
 	prefix string
 	client *redis.Client // for direct reads of the limiter's keys
 }
@@ -26,7 +26,7 @@ func newLeaseEnv(t *testing.T) *leaseEnv {
 	_, prefix := testenv.Redis(t)
 	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
 	t.Cleanup(func() { _ = c.Close() })
-	return &leaseEnv{t: t, clock: newClock(epoch), prefix: prefix + "rl:", client: c}
+	return &leaseEnv{t: t, clock: testenv.NewClock(epoch), prefix: prefix + "rl:", client: c}
 }
 
 // process returns a limiter with its own client; lease 0 leases nothing.
@@ -58,13 +58,13 @@ func (e *leaseEnv) process(lease int64) (*Redis, *countingHook) {
 func (e *leaseEnv) warm(l *Redis, r Request, perSecond int) int {
 	e.t.Helper()
 	mustAdmit(e.t, l, r)
-	e.clock.Add(500 * time.Millisecond)
+	e.clock.Advance(500 * time.Millisecond)
 	for range perSecond {
 		if d := mustAdmit(e.t, l, r); !d.Allowed {
 			e.t.Fatalf("warm-up refused: %+v", d)
 		}
 	}
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	return perSecond + 1
 }
 
@@ -191,10 +191,10 @@ func TestLeaseEndsWithItsBucket(t *testing.T) {
 				mustAdmit(t, l, r)
 			}
 			admitted += 5
-			e.clock.Add(999 * time.Millisecond)
+			e.clock.Advance(999 * time.Millisecond)
 			mustAdmit(t, l, r) // :32.999, still the lease's bucket
 			admitted++
-			e.clock.Add(time.Millisecond)
+			e.clock.Advance(time.Millisecond)
 			if err := settleScript.Load(context.Background(), e.client).Err(); err != nil {
 				t.Fatal(err) // as on a server that has given back before
 			}
@@ -285,7 +285,7 @@ func TestLeasesNeverOverspend(t *testing.T) {
 				l, _ := e.process(32)
 				ls = append(ls, l)
 				if i > 0 {
-					e.clock.Add(-1500 * time.Millisecond) // every process warms in the same seconds
+					e.clock.Advance(-1500 * time.Millisecond) // every process warms in the same seconds
 				}
 				warmed += int64(e.warm(l, r, 40))
 			}

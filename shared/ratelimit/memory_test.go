@@ -5,12 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
 func TestMemoryEvictsIdleState(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	m := NewMemory(MemoryOptions{Now: c.Now, IdleTTL: 2 * time.Hour})
 	ctx := context.Background()
 	for i := range 1000 {
@@ -25,7 +26,7 @@ func TestMemoryEvictsIdleState(t *testing.T) {
 		t.Fatalf("held %d states, want 3000", n)
 	}
 	// Windows empty after a minute and a bucket; lifetime counters after IdleTTL.
-	c.Add(62 * time.Second)
+	c.Advance(62 * time.Second)
 	m.Admit(ctx, Request{}) // sweeps one shard only
 	for _, sh := range m.shards {
 		sh.mu.Lock()
@@ -35,7 +36,7 @@ func TestMemoryEvictsIdleState(t *testing.T) {
 	if n := m.Len(); n != 1000 {
 		t.Fatalf("after the window: held %d states, want 1000 lifetime counters", n)
 	}
-	c.Add(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	for _, sh := range m.shards {
 		sh.mu.Lock()
 		sh.sweep(c.Now(), m.idle)
@@ -48,7 +49,7 @@ func TestMemoryEvictsIdleState(t *testing.T) {
 
 func TestMemoryClockStepsBack(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	m := NewMemory(MemoryOptions{Now: c.Now})
 	req := Request{TokenID: "t", ProjectID: "p", TokenLimits: llmproxy.Limits{RequestsPerMinute: 3}}
 	for range 3 {
@@ -56,7 +57,7 @@ func TestMemoryClockStepsBack(t *testing.T) {
 			t.Fatal("refused")
 		}
 	}
-	c.Add(-10 * time.Minute) // a clock stepping back must not reopen the window
+	c.Advance(-10 * time.Minute) // a clock stepping back must not reopen the window
 	if d, _ := m.Admit(context.Background(), req); d.Allowed {
 		t.Fatal("admitted after the clock stepped back")
 	}

@@ -17,7 +17,7 @@ import (
 func TestRedisKeysAlwaysExpire(t *testing.T) {
 	c, prefix := testenv.Redis(t)
 	ctx := context.Background()
-	clk := newClock(time.UnixMilli(1_800_000_000_000))
+	clk := testenv.NewClock(time.UnixMilli(1_800_000_000_000))
 	l := NewRedis(c, prefix+"rl:", RedisOptions{Now: clk.Now, LifetimeTTL: time.Hour})
 	limits := llmproxy.Limits{RequestsPerMinute: 4, RequestsPerDay: 1000, TokensPerMinute: 1_000_000, TokensPerDay: 10_000_000}
 	req := Request{TokenID: "tok", ProjectID: "prj", MaxRequests: 1000, TokenLimits: limits, ProjectLimits: limits, ReserveTokens: 100}
@@ -58,7 +58,7 @@ func TestRedisKeysAlwaysExpire(t *testing.T) {
 			}
 			checkTTLs("after a settlement")
 		}
-		clk.Add(7 * time.Second) // moves the per-minute windows' bucket every time
+		clk.Advance(7 * time.Second) // moves the per-minute windows' bucket every time
 	}
 	if admitted == 0 || refused == 0 {
 		t.Fatalf("admitted %d, refused %d: the test must see both", admitted, refused)

@@ -70,7 +70,7 @@ func closeSettler(t *testing.T, s *Settler) {
 // round trips, once each whatever is called after.
 func TestSettlerSettlesInBackground(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	l, hook := newCountedRedis(t, c.Now)
 	tok, prj := ids()
 	limits := llmproxy.Limits{TokensPerMinute: 1_000_000}
@@ -122,7 +122,7 @@ func TestSettlerSettlesInBackground(t *testing.T) {
 // without gathering each would wake the worker for a round trip of its own.
 func TestSettlerGathers(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	l, hook := newCountedRedis(t, c.Now)
 	tok, prj := ids()
 	req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 1_000_000}, ReserveTokens: 100}
@@ -162,7 +162,7 @@ func TestSettlerGathers(t *testing.T) {
 // full, and after Close everything runs inline.
 func TestSettlerFullQueueSettlesInline(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	l, _ := newCountedRedis(t, c.Now)
 	tok, prj := ids()
 	limits := llmproxy.Limits{TokensPerMinute: 10_000}
@@ -203,7 +203,7 @@ func TestSettlerFullQueueSettlesInline(t *testing.T) {
 // and Admit writes no marker for it; settling actual usage still charges.
 func TestZeroReservationCostsNothing(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	l, hook := newCountedRedis(t, c.Now)
 	tok, prj := ids()
 	limits := llmproxy.Limits{TokensPerMinute: 1000}
@@ -248,7 +248,7 @@ func TestZeroReservationCostsNothing(t *testing.T) {
 // are settled before Settle returns.
 func TestSettlerMemoryInline(t *testing.T) {
 	t.Parallel()
-	c := newClock(epoch)
+	c := testenv.NewClock(epoch)
 	m := NewMemory(MemoryOptions{Now: c.Now})
 	s := NewSettler(SettlerOptions{})
 	defer closeSettler(t, s)

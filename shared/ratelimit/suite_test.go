@@ -16,26 +16,6 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
-// clock is an injectable, manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // backend builds n limiters that share state: for memory one limiter used n
 // times (one process), for Redis n limiters with their own client each (n
 // processes).
@@ -147,7 +127,7 @@ func TestConcurrentRequestsPerMinute(t *testing.T) {
 	forEach(t, func(t *testing.T, b backend) {
 		for _, real := range []bool{false, true} {
 			t.Run(fmt.Sprintf("real-clock=%v", real), func(t *testing.T) {
-				now := newClock(epoch).Now
+				now := testenv.NewClock(epoch).Now
 				if real {
 					now = nil // memory: time.Now; Redis: the server's TIME
 				}
@@ -182,7 +162,7 @@ func concurrentRPM(t *testing.T, ls []Limiter) {
 func TestConcurrentProjectLimitOverTokens(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		ls := b.new(t, 3, c.Now)
 		_, prj := ids()
 		ds := admitMany(t, ls, 300, func(i int) Request {
@@ -201,7 +181,7 @@ func TestConcurrentProjectLimitOverTokens(t *testing.T) {
 func TestConcurrentLifetimeQuota(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		ls := b.new(t, 2, c.Now)
 		tok, prj := ids()
 		ds := admitMany(t, ls, 200, func(int) Request {
@@ -221,7 +201,7 @@ func TestConcurrentLifetimeQuota(t *testing.T) {
 func TestLifetimeSeed(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		// The persisted count (45) seeds the counter; a lagging persisted
@@ -249,7 +229,7 @@ func TestLifetimeSeed(t *testing.T) {
 func TestAllOrNothing(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		req := func(reserve int64) Request {
@@ -296,7 +276,7 @@ func TestSlidingWindowBoundary(t *testing.T) {
 	forEach(t, func(t *testing.T, b backend) {
 		// 0.5 s before a minute boundary: a fixed window would reset in
 		// 0.5 s and admit 10 more.
-		c := newClock(time.Date(2026, 3, 1, 12, 0, 59, 500_000_000, time.UTC))
+		c := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 59, 500_000_000, time.UTC))
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 10}}
@@ -305,7 +285,7 @@ func TestSlidingWindowBoundary(t *testing.T) {
 				t.Fatalf("request %d refused", i)
 			}
 		}
-		c.Add(time.Second) // past the minute boundary
+		c.Advance(time.Second) // past the minute boundary
 		d := mustAdmit(t, l, req)
 		if d.Allowed {
 			t.Fatal("admitted right after the minute boundary: fixed-window behaviour")
@@ -313,11 +293,11 @@ func TestSlidingWindowBoundary(t *testing.T) {
 		if d.RetryAfter < 58*time.Second || d.RetryAfter > 60*time.Second {
 			t.Fatalf("Retry-After = %v, want about 59 s", d.RetryAfter)
 		}
-		c.Add(d.RetryAfter - time.Millisecond)
+		c.Advance(d.RetryAfter - time.Millisecond)
 		if mustAdmit(t, l, req).Allowed {
 			t.Fatal("admitted before Retry-After")
 		}
-		c.Add(time.Millisecond)
+		c.Advance(time.Millisecond)
 		admitted := 0
 		for range 12 {
 			if mustAdmit(t, l, req).Allowed {
@@ -336,7 +316,7 @@ func TestSlidingWindowSpread(t *testing.T) {
 		// One request every 2 s over 10 minutes with a limit of 20/min:
 		// every rolling minute holds at most 20, and the steady rate of
 		// 30/min is cut to 20 admissions per minute on average.
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 20}}
@@ -345,7 +325,7 @@ func TestSlidingWindowSpread(t *testing.T) {
 			if mustAdmit(t, l, req).Allowed {
 				admitted = append(admitted, c.Now())
 			}
-			c.Add(2 * time.Second)
+			c.Advance(2 * time.Second)
 		}
 		for i := range admitted {
 			n := 0
@@ -365,7 +345,7 @@ func TestSlidingWindowSpread(t *testing.T) {
 func TestReservationsNoOverspend(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		ls := b.new(t, 3, c.Now)
 		tok, prj := ids()
 		const limit = 20_000
@@ -413,7 +393,7 @@ func TestReservationsNoOverspend(t *testing.T) {
 func TestReleaseReturnsBudget(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		ls := b.new(t, 2, c.Now)
 		tok, prj := ids()
 		req := Request{TokenID: tok, ProjectID: prj,
@@ -447,7 +427,7 @@ func TestReleaseReturnsBudget(t *testing.T) {
 		if err := d3.Reservation.Settle(ctx, 1500); err != nil {
 			t.Fatal(err)
 		}
-		c.Add(61 * time.Second)
+		c.Advance(61 * time.Second)
 		d4 := mustAdmit(t, ls[0], Request{TokenID: tok, ProjectID: prj,
 			TokenLimits: llmproxy.Limits{TokensPerMinute: 1000, TokensPerDay: 5000}, ReserveTokens: 100})
 		if !d4.Allowed || d4.Tokens.Remaining != 900 {
@@ -473,7 +453,7 @@ func TestConcurrentReleaseOnDisconnect(t *testing.T) {
 		// 100 concurrent "streams" reserve 100 each of 5000: 50 fit. Every
 		// admitted stream's client disconnects (Release, twice, racing with
 		// a Settle): afterwards the whole budget is free again.
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		ls := b.new(t, 3, c.Now)
 		tok, prj := ids()
 		req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 5000}, ReserveTokens: 100}
@@ -503,7 +483,7 @@ func TestConcurrentReleaseOnDisconnect(t *testing.T) {
 func TestTooLargeReservation(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		d := mustAdmit(t, l, Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{TokensPerMinute: 100}, ReserveTokens: 101})
@@ -516,7 +496,7 @@ func TestTooLargeReservation(t *testing.T) {
 func TestNoLimits(t *testing.T) {
 	t.Parallel()
 	forEach(t, func(t *testing.T, b backend) {
-		c := newClock(epoch)
+		c := testenv.NewClock(epoch)
 		l := b.new(t, 1, c.Now)[0]
 		tok, prj := ids()
 		d := mustAdmit(t, l, Request{TokenID: tok, ProjectID: prj, ReserveTokens: 10})
