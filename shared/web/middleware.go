@@ -57,8 +57,10 @@ func (s *StatusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap exposes the underlying writer to http.ResponseController.
 func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// AccessLog logs one line per request with slog. A request whose client went
-// away before a response is logged with status 499.
+// AccessLog logs one line per request with slog: our request id, the
+// client's (client_request_id, when it sent a sane one), method, path,
+// status, bytes and duration. A request whose client went away before a
+// response is logged with status 499.
 //
 // The record is handed to the logger's handler directly: nothing is built
 // when its level is off, and no caller frame is captured (the source would
@@ -90,6 +92,9 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.Bytes),
 			slog.Duration("duration", end.Sub(start)))
+		if id := ClientRequestID(ctx); id != "" {
+			rd.AddAttrs(slog.String("client_request_id", id))
+		}
 		_ = h.Handle(ctx, rd)
 	})
 }

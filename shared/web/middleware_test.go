@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// TestAccessLogFields: one line per request with every field, 499 for a
-// client that went away, warn for 5xx, nothing below the logger's level.
+// TestAccessLogFields: one line per request with every field (our request
+// id, the client's when it sent one), 499 for a client that went away, warn for 5xx, nothing below the logger's level.
 func TestAccessLogFields(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil)).With("function", "test")
@@ -21,7 +21,10 @@ func TestAccessLogFields(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "hello")
 	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/ok", nil))
+	ok := httptest.NewRequest("GET", "/ok", nil)
+	ok.Header.Set("X-Request-ID", "client-7")
+	okRec := httptest.NewRecorder()
+	h.ServeHTTP(okRec, ok)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/fail", nil))
 	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
 	if len(lines) != 2 {
@@ -39,8 +42,15 @@ func TestAccessLogFields(t *testing.T) {
 			m["status"] != want.status || m["bytes"] != float64(5) || m["function"] != "test" || m["time"] == nil {
 			t.Errorf("line %d = %s", i, lines[i])
 		}
-		if id, _ := m["request_id"].(string); id == "" {
-			t.Errorf("line %d has no request_id: %s", i, lines[i])
+		if id, _ := m["request_id"].(string); id == "" || id == "client-7" {
+			t.Errorf("line %d has no request_id of ours: %s", i, lines[i])
+		}
+		if i == 0 && (m["request_id"] != okRec.Header().Get(RequestIDHeader) || m["client_request_id"] != "client-7") {
+			t.Errorf("line %d: request_id %v, client_request_id %v; the response said %q and %q", i,
+				m["request_id"], m["client_request_id"], okRec.Header().Get(RequestIDHeader), okRec.Header().Get(ClientRequestIDHeader))
+		}
+		if _, ok := m["client_request_id"]; i == 1 && ok {
+			t.Errorf("line %d: client_request_id without one sent: %s", i, lines[i])
 		}
 		if d, ok := m["duration"].(float64); !ok || d <= 0 {
 			t.Errorf("line %d duration = %v", i, m["duration"])

@@ -11,18 +11,37 @@ type ctxKey int
 
 const requestIDKey ctxKey = iota
 
-// RequestIDHeader is echoed on every response.
-const RequestIDHeader = "X-Request-ID"
+// Request id headers. Every response carries our own id in X-Request-ID; a
+// client that sent a sane X-Request-ID of its own gets it back as
+// X-Client-Request-Id.
+const (
+	RequestIDHeader       = "X-Request-ID"
+	ClientRequestIDHeader = "X-Client-Request-Id"
+)
 
-// RequestID returns the request id stored by WithRequestID, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+// requestIDs are a request's ids, stored in its context as one value.
+type requestIDs struct {
+	id     string // ours: unique (events are deduplicated by it)
+	client string // the client's X-Request-ID when it was sane, or ""
 }
 
-// ContextWithRequestID stores id in ctx.
+// RequestID returns our request id stored by WithRequestID, or "".
+func RequestID(ctx context.Context) string {
+	ids, _ := ctx.Value(requestIDKey).(requestIDs)
+	return ids.id
+}
+
+// ClientRequestID returns the client's own X-Request-ID kept by
+// WithRequestID, or "" when it sent none or one that was not sane.
+func ClientRequestID(ctx context.Context) string {
+	ids, _ := ctx.Value(requestIDKey).(requestIDs)
+	return ids.client
+}
+
+// ContextWithRequestID stores id as our request id in ctx, with no client
+// request id (for code that runs outside WithRequestID, such as tests).
 func ContextWithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return context.WithValue(ctx, requestIDKey, requestIDs{id: id})
 }
 
 // NewRequestID returns 16 random bytes in hex.
@@ -49,16 +68,21 @@ func SaneRequestID(id string) bool {
 	return true
 }
 
-// WithRequestID keeps a sane client X-Request-ID or generates one, stores it
-// in the context and echoes it on the response before the handler runs, so
-// errors carry it too.
+// WithRequestID decides the request's ids, the one place that does: ours is
+// always generated (a client's id need not be unique, ours must be), and a
+// sane client X-Request-ID is kept as the client request id. Both are stored
+// in the context (RequestID, ClientRequestID) and echoed on the response
+// (X-Request-ID, X-Client-Request-Id) before the handler runs, so errors
+// carry them too.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !SaneRequestID(id) {
-			id = NewRequestID()
+		ids := requestIDs{id: NewRequestID()}
+		h := w.Header()
+		if client := r.Header.Get(RequestIDHeader); SaneRequestID(client) {
+			ids.client = client
+			h.Set(ClientRequestIDHeader, client)
 		}
-		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(ContextWithRequestID(r.Context(), id)))
+		h.Set(RequestIDHeader, ids.id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, ids)))
 	})
 }

@@ -13,21 +13,27 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
+// TestRequestID: our id is always generated, unique and echoed in
+// X-Request-ID; a sane client X-Request-ID is kept as the client request id
+// and echoed in X-Client-Request-Id, anything else is dropped.
 func TestRequestID(t *testing.T) {
 	tests := []struct {
 		name, sent string
 		kept       bool
 	}{
-		{"sane client id kept", "client-123_abc.def:9", true},
-		{"none generated", "", false},
-		{"spaces replaced", "has space", false},
-		{"header injection replaced", "a\r\nX-Evil: 1", false},
-		{"too long replaced", strings.Repeat("a", 129), false},
+		{"sane client id kept as the client's", "client-123_abc.def:9", true},
+		{"none sent", "", false},
+		{"spaces dropped", "has space", false},
+		{"header injection dropped", "a\r\nX-Evil: 1", false},
+		{"too long dropped", strings.Repeat("a", 129), false},
 	}
+	seenIDs := map[string]bool{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var seen string
-			h := WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) }))
+			var id, client string
+			h := WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				id, client = RequestID(r.Context()), ClientRequestID(r.Context())
+			}))
 			req := httptest.NewRequest("GET", "/", nil)
 			if tt.sent != "" {
 				req.Header["X-Request-Id"] = []string{tt.sent}
@@ -35,11 +41,19 @@ func TestRequestID(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			echoed := rec.Header().Get(RequestIDHeader)
-			if echoed == "" || echoed != seen {
-				t.Fatalf("echoed %q, context %q", echoed, seen)
+			if echoed == "" || echoed != id || echoed == tt.sent || len(echoed) != 32 || seenIDs[echoed] {
+				t.Fatalf("X-Request-ID %q, context %q: want a new id of ours", echoed, id)
 			}
-			if kept := echoed == tt.sent; kept != tt.kept {
-				t.Fatalf("client id %q kept=%v, want %v", tt.sent, kept, tt.kept)
+			seenIDs[echoed] = true
+			wantClient := ""
+			if tt.kept {
+				wantClient = tt.sent
+			}
+			if got := rec.Header().Get(ClientRequestIDHeader); got != wantClient || client != wantClient {
+				t.Fatalf("X-Client-Request-Id %q, context %q, want %q", got, client, wantClient)
+			}
+			if _, ok := rec.Header()[ClientRequestIDHeader]; ok != tt.kept {
+				t.Fatalf("X-Client-Request-Id present = %v, want %v", ok, tt.kept)
 			}
 		})
 	}
