@@ -34,7 +34,7 @@ type handler struct {
 // Paths are the URL path prefixes the function owns, each with everything
 // under it (a Gateway API PathPrefix): composition code mounts exactly these
 // (mgmthttp.Mount), and knative/httproute.yaml routes them here
-// (TestPathsAreRoutedHere).
+// (TestPathsAreRoutedHere); mgmthttp.Serve refuses a route outside them.
 func Paths() []string {
 	return []string{"/manage/projects", "/manage/audit", "/manage/usage", "/manage/cache"}
 }
@@ -48,7 +48,7 @@ func New(d Deps) http.Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{svc: d.Service, cache: d.Cache}
-	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.Serve(h.routes(), d.Log)))
+	return mgmthttp.NoStore(d.Auth.Wrap(mgmthttp.Serve(Paths(), h.routes(), d.Log)))
 }
 
 // routes is the function's routing table; every path lies under Paths.

@@ -34,12 +34,30 @@ func Errors(log *slog.Logger) web.Surface {
 }
 
 // Serve serves routes on one mux: every error a route returns, and the
-// mux's own 404/405, is answered by Errors(log).
-func Serve(routes []Route, log *slog.Logger) http.Handler {
+// mux's own 404/405, is answered by Errors(log). paths are the prefixes the
+// function owns (its Paths()); Serve panics when a route lies outside them
+// or a prefix has no route, so that the routing table and what composition
+// code mounts cannot drift apart.
+func Serve(paths []string, routes []Route, log *slog.Logger) http.Handler {
 	errs := Errors(log)
 	mux := http.NewServeMux()
+	used := make(map[string]bool, len(paths))
 	for _, rt := range routes {
+		p := rt.Pattern
+		if _, path, ok := strings.Cut(p, " "); ok {
+			p = path
+		}
+		prefix, ok := owner(paths, p)
+		if !ok {
+			panic(fmt.Sprintf("mgmthttp.Serve: route %q lies outside the function's paths %q", rt.Pattern, paths))
+		}
+		used[prefix] = true
 		mux.Handle(rt.Pattern, errs.Handle(rt.Handle))
+	}
+	for _, p := range paths {
+		if !used[p] {
+			panic(fmt.Sprintf("mgmthttp.Serve: path %q has no route", p))
+		}
 	}
 	return JSONErrors(mux, log)
 }
@@ -48,22 +66,22 @@ func Serve(routes []Route, log *slog.Logger) http.Handler {
 // PathPrefix match routes it: the prefix itself and everything under
 // prefix+"/". Composition code mounts a function with its package's
 // Paths().
-func Mount(mux *http.ServeMux, h http.Handler, prefixes []string) {
-	for _, p := range prefixes {
+func Mount(mux *http.ServeMux, h http.Handler, paths []string) {
+	for _, p := range paths {
 		mux.Handle(p, h)
 		mux.Handle(p+"/", h)
 	}
 }
 
-// Owns reports whether path lies under one of prefixes (the prefix itself
-// or below prefix+"/"), the match Mount registers.
-func Owns(prefixes []string, path string) bool {
-	for _, p := range prefixes {
+// owner is the prefix of paths that path lies under (the prefix itself or
+// below prefix+"/"): the match Mount registers.
+func owner(paths []string, path string) (string, bool) {
+	for _, p := range paths {
 		if path == p || strings.HasPrefix(path, p+"/") {
-			return true
+			return p, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // JSONErrors serves mux, but answers requests the mux itself rejects (no
