@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
@@ -410,7 +411,7 @@ func TestBrokenBackendIsAMiss(t *testing.T) {
 	for name, b := range map[string]Backend{"failing": failing{}, "dead-redis": NewRedis(dead, "x:"), "hanging": hanging{}} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarnessWith(t, b, Options{Timeout: 50 * time.Millisecond}, newClock())
+			h := newHarnessWith(t, b, Options{Timeout: 50 * time.Millisecond}, testenv.NewClock(time.Time{}))
 			for range 2 {
 				w, i := h.do(req{body: chatBody, header: optIn})
 				if w.Code != http.StatusOK {

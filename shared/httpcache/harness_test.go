@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,35 +20,15 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
-// clock is an injectable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // backendKind builds a backend for a test. clk is nil for Redis (real time).
 type backendKind struct {
 	name string
-	new  func(t *testing.T, clk *clock) Backend
+	new  func(t *testing.T, clk *testenv.Clock) Backend
 }
 
 var backends = []backendKind{
-	{"memory", func(t *testing.T, clk *clock) Backend { return NewMemory(64<<20, clk.Now) }},
-	{"redis", func(t *testing.T, _ *clock) Backend {
+	{"memory", func(t *testing.T, clk *testenv.Clock) Backend { return NewMemory(64<<20, clk.Now) }},
+	{"redis", func(t *testing.T, _ *testenv.Clock) Backend {
 		client, prefix := testenv.Redis(t)
 		return NewRedis(client, prefix+"cache:")
 	}},
@@ -121,19 +100,19 @@ type harness struct {
 	c     *Cache
 	up    *upstream
 	h     http.Handler
-	clock *clock
+	clock *testenv.Clock
 }
 
 func newHarness(t *testing.T, bk backendKind, opts Options) *harness {
 	t.Helper()
-	clk := newClock()
+	clk := testenv.NewClock(time.Time{})
 	if bk.name == "memory" && opts.Now == nil {
 		opts.Now = clk.Now
 	}
 	return newHarnessWith(t, bk.new(t, clk), opts, clk)
 }
 
-func newHarnessWith(t *testing.T, b Backend, opts Options, clk *clock) *harness {
+func newHarnessWith(t *testing.T, b Backend, opts Options, clk *testenv.Clock) *harness {
 	up := newUpstream(t)
 	target, _ := url.Parse(up.srv.URL)
 	rp := &httputil.ReverseProxy{

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
 func TestMemoryLRUEviction(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
+	clk := testenv.NewClock(time.Time{})
 	val := make([]byte, 1000)
 	size := int64(len("p:r:n:a")+len(val)) + entryOverhead
 	m := NewMemory(3*size, clk.Now) // room for exactly three entries
@@ -56,7 +57,7 @@ func TestMemoryLRUEviction(t *testing.T) {
 
 func TestMemoryExpiry(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
+	clk := testenv.NewClock(time.Time{})
 	m := NewMemory(1<<20, clk.Now)
 	m.Set(ctx, "k", []byte("v"), 10*time.Second)
 	clk.Advance(9 * time.Second)
@@ -97,7 +98,7 @@ func TestMemoryConcurrent(t *testing.T) {
 }
 
 func TestEvictionThroughMiddleware(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock(time.Time{})
 	m := NewMemory(4096, clk.Now)
 	h := newHarnessWith(t, m, Options{Now: clk.Now}, clk)
 	for i := range 20 {

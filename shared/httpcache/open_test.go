@@ -71,7 +71,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := newHarnessWith(t, sc.backend, sc.opts, newClock())
+	hs := newHarnessWith(t, sc.backend, sc.opts, testenv.NewClock(time.Time{}))
 	hs.do(req{path: "/v1/embeddings", body: `{"input":"s"}`})
 	ws, is := hs.do(req{path: "/v1/embeddings", body: `{"input":"s"}`})
 	expectStatus(t, ws, is, llmproxy.CacheHit)
@@ -88,7 +88,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	h := newHarnessWith(t, c.backend, c.opts, newClock())
+	h := newHarnessWith(t, c.backend, c.opts, testenv.NewClock(time.Time{}))
 	h.do(req{path: "/v1/embeddings", body: `{"input":"a"}`})
 	w, i := h.do(req{path: "/v1/embeddings", body: `{"input":"a"}`})
 	expectStatus(t, w, i, llmproxy.CacheHit)
