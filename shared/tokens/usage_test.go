@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -66,7 +67,7 @@ func (s *fakeSink) setFailing(f bool) {
 func TestUsageBatcherAggregates(t *testing.T) {
 	t.Parallel()
 	sink := newFakeSink()
-	c := newClock()
+	c := testenv.NewClock(time.Time{})
 	b := NewUsageBatcher(sink.AddUsage, UsageOptions{Now: c.Now})
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -146,7 +147,7 @@ func TestUsageBatcherKeepsDeltasOnFailure(t *testing.T) {
 func TestUsageBatcherSplitsHours(t *testing.T) {
 	t.Parallel()
 	sink := newFakeSink()
-	c := newClock() // 03:04:05 UTC
+	c := testenv.NewClock(time.Time{}) // 03:04:05 UTC
 	b := NewUsageBatcher(sink.AddUsage, UsageOptions{Now: c.Now})
 	b.Record("a", "p", false, 1, 1)
 	c.Advance(55*time.Minute + 54*time.Second) // 03:59:59

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 )
@@ -119,26 +120,6 @@ func (f *fakeStore) updateProject(id string, fn func(*llmproxy.Project)) {
 	f.projects[id] = p
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func newKeyring(t testing.TB, previous ...string) (*secrets.Keyring, string) {
 	t.Helper()
 	k, err := secrets.GenerateKey()
@@ -155,14 +136,14 @@ func newKeyring(t testing.TB, previous ...string) (*secrets.Keyring, string) {
 type fixture struct {
 	store *fakeStore
 	kr    *secrets.Keyring
-	clock *clock
+	clock *testenv.Clock
 	v     *Validator
 }
 
 func newFixture(t testing.TB, opts ValidatorOptions) *fixture {
 	t.Helper()
 	kr, _ := newKeyring(t)
-	c := newClock()
+	c := testenv.NewClock(time.Time{})
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
