@@ -7,28 +7,15 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/functions/admin-ui/uitest"
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // client sends requests without following redirects and keeps the session
 // cookie by hand.
@@ -202,17 +189,17 @@ func TestSecureCookie(t *testing.T) {
 
 func TestSessionExpiry(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	cfg := config.Admin{SessionIdle: 30 * time.Minute, SessionMax: 2 * time.Hour}
 	srv := uitest.StartServer(t, uitest.Options{Base: "/admin", Config: cfg, Clock: clk.Now})
 
 	t.Run("idle", func(t *testing.T) {
 		c := signIn(t, srv)
-		clk.Add(29 * time.Minute)
+		clk.Advance(29 * time.Minute)
 		if r := c.get("/dashboard"); r.status != http.StatusOK {
 			t.Fatalf("after 29 idle minutes: %d", r.status)
 		}
-		clk.Add(31 * time.Minute)
+		clk.Advance(31 * time.Minute)
 		r := c.get("/dashboard")
 		if r.status != http.StatusSeeOther || r.header.Get("Location") != "/admin/auth/login?expired=1" {
 			t.Fatalf("after 31 idle minutes: %d %q", r.status, r.header.Get("Location"))
@@ -221,7 +208,7 @@ func TestSessionExpiry(t *testing.T) {
 	t.Run("absolute", func(t *testing.T) {
 		c := signIn(t, srv)
 		for range 7 { // active every 20 minutes: 140 minutes > 2 h
-			clk.Add(20 * time.Minute)
+			clk.Advance(20 * time.Minute)
 			c.get("/dashboard")
 		}
 		if r := c.get("/dashboard"); r.status != http.StatusSeeOther {
@@ -301,7 +288,7 @@ func TestCSRF(t *testing.T) {
 
 func TestSignInRateLimit(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	srv := uitest.StartServer(t, uitest.Options{Base: "/admin", Clock: clk.Now,
 		Config: config.Admin{LoginAttempts: 3, LoginWindow: time.Minute}})
 	c := &client{t: t, srv: srv}
@@ -315,7 +302,7 @@ func TestSignInRateLimit(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || c.cookie != nil {
 		t.Fatalf("blocked attempt: %d Retry-After=%q", r.status, r.header.Get("Retry-After"))
 	}
-	clk.Add(61 * time.Second)
+	clk.Advance(61 * time.Second)
 	if r := c.do("POST", "/auth/login", url.Values{"management_token": {srv.Token}}, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("after the window: %d", r.status)
 	}
