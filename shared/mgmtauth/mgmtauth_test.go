@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/management/managementtest"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
@@ -44,27 +44,10 @@ func TestVerifiers(t *testing.T) {
 	}
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestWrap(t *testing.T) {
 	t.Parallel()
 	env := managementtest.New(t, "sqlite", managementtest.Options{})
-	clk := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := testenv.NewClock(time.Time{})
 	a := mgmtauth.New(mgmtauth.StaticToken(secret), mgmtauth.Options{
 		Recorder: env.Recorder, FailureLimit: 3, FailureWindow: time.Minute, Clock: clk.Now, Log: env.Log,
 	})
@@ -125,11 +108,11 @@ func TestWrap(t *testing.T) {
 		t.Fatalf("other client: %d", rec.Code)
 	}
 	// The block ends with the window.
-	clk.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if rec := do("192.0.2.10", "Bearer "+secret, ""); rec.Header().Get("Retry-After") != "30" {
 		t.Fatalf("Retry-After after 30s: %q", rec.Header().Get("Retry-After"))
 	}
-	clk.Add(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	if rec := do("192.0.2.10", "Bearer "+secret, ""); rec.Code != http.StatusTeapot {
 		t.Fatalf("after the window: %d", rec.Code)
 	}
