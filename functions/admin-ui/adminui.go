@@ -115,6 +115,7 @@ type handler struct {
 	proxyURL string
 	version  string
 	log      *slog.Logger
+	errs     web.Surface // the HTML error pages, each failure logged once
 	clock    func() time.Time
 }
 
@@ -167,6 +168,7 @@ func New(d Deps) (http.Handler, error) {
 		sessions: sess, limiter: failbudget.New(c.LoginAttempts, c.LoginWindow, maxTrackedClients),
 		trusted: d.TrustedProxies, proxyURL: d.ProxyURL, version: assetVersion(), log: d.Log, clock: d.Clock,
 	}
+	h.errs = web.Surface{Render: h.renderError, Log: d.Log}
 	return h.routes(), nil
 }
 
@@ -186,9 +188,9 @@ func (h *handler) routes() http.Handler {
 		mux.HandleFunc("GET "+b, h.toDashboard)
 	}
 	mux.HandleFunc("GET "+b+"/{$}", h.toDashboard)
-	auth := func(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
+	auth := func(pattern string, fn web.HandlerFunc) {
 		method, path, _ := strings.Cut(pattern, " ")
-		mux.Handle(method+" "+b+path, h.authed(fn))
+		mux.Handle(method+" "+b+path, h.errs.Handle(h.authed(fn)))
 	}
 	auth("GET /dashboard", h.dashboard)
 
@@ -283,39 +285,35 @@ func assetVersion() string {
 const maxFormBytes = 64 << 10
 
 // authed requires a session; for state changes it also requires the form
-// token. fn's error becomes an error page.
-func (h *handler) authed(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// token.
+func (h *handler) authed(fn web.HandlerFunc) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		s, err := h.sessions.load(w, r)
 		if err != nil {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				h.errorPage(w, r, http.StatusForbidden, "Your session has ended. Sign in again, then repeat the action.")
-				return
+				return llmproxy.Wrap(llmproxy.ErrForbidden, llmproxy.CodeForbidden, "Your session has ended. Sign in again, then repeat the action.", err)
 			}
 			to := h.base + "/auth/login"
 			if errors.Is(err, errSessionExpired) {
 				to += "?expired=1"
 			}
 			http.Redirect(w, r, to, http.StatusSeeOther)
-			return
+			return nil
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := r.ParseForm(); err != nil {
-				h.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
-				return
+				return llmproxy.Wrap(llmproxy.ErrInvalid, llmproxy.CodeInvalidRequest, "The form could not be read.", err)
 			}
 			if !validCSRF(s, r.PostForm.Get("csrf_token")) {
+				// A security refusal: logged at warn as such, not as a failure.
 				h.log.WarnContext(r.Context(), "admin ui: form token missing or wrong", "method", r.Method, "path", r.URL.Path)
 				h.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Reload the page and try again.")
-				return
+				return nil
 			}
 		}
-		r = r.WithContext(withSession(r.Context(), s))
-		if err := fn(w, r); err != nil {
-			h.fail(w, r, err)
-		}
-	})
+		return fn(w, r.WithContext(withSession(r.Context(), s)))
+	}
 }
 
 // actor is the audit actor of r.
@@ -355,13 +353,9 @@ func (h *handler) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 	h.render(w, r, status, templates.ErrorPage(p, status, msg))
 }
 
-// fail turns an error into an error page with a client-safe message; causes
-// of 5xx are logged once.
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := web.StatusOf(err)
-	if status >= 500 {
-		h.log.ErrorContext(r.Context(), "admin ui: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
-	}
+// renderError is the UI's error renderer (h.errs): an error page with the
+// error's client-safe message.
+func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int, err error) {
 	h.errorPage(w, r, status, llmproxy.ErrorMessage(err))
 }
 
