@@ -143,7 +143,7 @@ func testAPI(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Service.UpdateProject(ctx, a, q.ID, management.UpdateProjectInput{IsActive: ptr(false)}); err != nil {
+	if _, err := env.Service.UpdateProject(ctx, a, q.ID, management.UpdateProjectInput{IsActive: new(false)}); err != nil {
 		t.Fatal(err)
 	}
 	var tokIDs []string
@@ -521,7 +521,5 @@ func truncate(s string) string {
 	}
 	return s
 }
-
-func ptr[T any](v T) *T { return &v }
 
 var _ = llmproxy.OutcomeDenied

@@ -109,7 +109,7 @@ func testAPI(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Service.UpdateProject(ctx, a, q.ID, management.UpdateProjectInput{IsActive: ptr(false)}); err != nil {
+	if _, err := env.Service.UpdateProject(ctx, a, q.ID, management.UpdateProjectInput{IsActive: new(false)}); err != nil {
 		t.Fatal(err)
 	}
 	missing := "00000000-0000-4000-8000-000000000000"
@@ -393,5 +393,3 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -188,7 +188,7 @@ func TestChangeEvents(t *testing.T) {
 			key2 := "sk-test-second-0123456789abcdefghij"
 			secrets = append(secrets, key2)
 			got = step("update project", []wantEvent{{typ: events.TypeProjectUpdated, project: p.ID, action: "project.update", auditAction: "project.update"}}, func() {
-				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{Name: ptr("alpha2"), APIKey: &key2})
+				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{Name: new("alpha2"), APIKey: &key2})
 				must(err)
 			})
 			if d := projectData(t, got[0]); d.Name != "alpha2" || !d.IsActive || !slices.Equal(d.Changed, []string{"name", "api_key"}) {
@@ -197,7 +197,7 @@ func TestChangeEvents(t *testing.T) {
 
 			// Token create.
 			n = em.len()
-			tok, err := svc.CreateToken(ctx, a, management.CreateTokenInput{ProjectID: p.ID, Duration: "1h", MaxRequests: ptr(int64(7))})
+			tok, err := svc.CreateToken(ctx, a, management.CreateTokenInput{ProjectID: p.ID, Duration: "1h", MaxRequests: new(int64(7))})
 			must(err)
 			secrets = append(secrets, tok.Token, env.Keyring.HashToken(tok.Token))
 			got = em.since(n)
@@ -210,12 +210,12 @@ func TestChangeEvents(t *testing.T) {
 
 			// A token update that does not deactivate announces nothing.
 			step("update token max_requests", nil, func() {
-				_, err := svc.UpdateToken(ctx, a, tok.ID, management.UpdateTokenInput{MaxRequests: ptr(int64(9))})
+				_, err := svc.UpdateToken(ctx, a, tok.ID, management.UpdateTokenInput{MaxRequests: new(int64(9))})
 				must(err)
 			})
 			// Deactivation through update is a revocation.
 			step("update token is_active=false", []wantEvent{{typ: events.TypeTokenRevoked, project: p.ID, token: tok.ID, action: "token.update", auditAction: "token.update"}}, func() {
-				_, err := svc.UpdateToken(ctx, a, tok.ID, management.UpdateTokenInput{IsActive: ptr(false)})
+				_, err := svc.UpdateToken(ctx, a, tok.ID, management.UpdateTokenInput{IsActive: new(false)})
 				must(err)
 			})
 
@@ -267,7 +267,7 @@ func TestChangeEvents(t *testing.T) {
 				{typ: events.TypeTokenRevoked, project: p.ID, token: live[0].ID, action: "project.update", auditAction: "project.update", idSuffix: "/token"},
 				{typ: events.TypeTokenRevoked, project: p.ID, token: live[1].ID, action: "project.update", auditAction: "project.update", idSuffix: "/token"},
 			}, func() {
-				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{IsActive: ptr(false), RevokeTokens: ptr(true)})
+				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{IsActive: new(false), RevokeTokens: new(true)})
 				must(err)
 			})
 			if got[0].Type() != events.TypeProjectUpdated {
@@ -279,7 +279,7 @@ func TestChangeEvents(t *testing.T) {
 
 			// Reactivation.
 			got = step("activate", []wantEvent{{typ: events.TypeProjectUpdated, project: p.ID, action: "project.update", auditAction: "project.update"}}, func() {
-				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{IsActive: ptr(true)})
+				_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{IsActive: new(true)})
 				must(err)
 			})
 			if d := projectData(t, got[0]); !d.IsActive || !slices.Equal(d.Changed, []string{"is_active"}) {
@@ -330,7 +330,7 @@ func TestChangeEventsNotOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.UpdateProject(ctx, a, off.ID, management.UpdateProjectInput{IsActive: ptr(false)}); err != nil {
+	if _, err := svc.UpdateProject(ctx, a, off.ID, management.UpdateProjectInput{IsActive: new(false)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range em.since(0) {
@@ -357,15 +357,15 @@ func TestChangeEventsNotOnFailure(t *testing.T) {
 			return err
 		}},
 		{"update unknown project", func() error {
-			_, err := svc.UpdateProject(ctx, a, unknown, management.UpdateProjectInput{Name: ptr("z")})
+			_, err := svc.UpdateProject(ctx, a, unknown, management.UpdateProjectInput{Name: new("z")})
 			return err
 		}},
 		{"update duplicate name", func() error {
-			_, err := svc.UpdateProject(ctx, a, off.ID, management.UpdateProjectInput{Name: ptr("p")})
+			_, err := svc.UpdateProject(ctx, a, off.ID, management.UpdateProjectInput{Name: new("p")})
 			return err
 		}},
 		{"revoke_tokens while active", func() error {
-			_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{RevokeTokens: ptr(true)})
+			_, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{RevokeTokens: new(true)})
 			return err
 		}},
 		{"revoke tokens of unknown project", func() error {
@@ -385,7 +385,7 @@ func TestChangeEventsNotOnFailure(t *testing.T) {
 			return err
 		}},
 		{"update unknown token", func() error {
-			_, err := svc.UpdateToken(ctx, a, unknown, management.UpdateTokenInput{IsActive: ptr(false)})
+			_, err := svc.UpdateToken(ctx, a, unknown, management.UpdateTokenInput{IsActive: new(false)})
 			return err
 		}},
 		{"revoke unknown token", func() error { return svc.RevokeToken(ctx, a, unknown) }},
@@ -456,7 +456,7 @@ func TestChangeEventsWithoutAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{Name: ptr("q")}); err != nil {
+		if _, err := svc.UpdateProject(ctx, a, p.ID, management.UpdateProjectInput{Name: new("q")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -475,5 +475,3 @@ func TestChangeEventsWithoutAudit(t *testing.T) {
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -85,8 +85,6 @@ func (r res[T]) must(t *testing.T) T {
 	return r.v
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // wantErr checks that err is of kind and, when code is set, carries code and
 // message.
 func wantErr(t *testing.T, err error, kind error, code, msg string) {
@@ -222,7 +220,7 @@ func testProjectConflict(t *testing.T, s store.Store) {
 	_, err = s.CreateProject(c, dup, nil)
 	wantErr(t, err, llmproxy.ErrConflict, llmproxy.CodeConflict, "")
 	b := createProject(t, s, "b")
-	_, _, err = s.UpdateProject(c, b.ID, store.ProjectUpdate{Name: ptr("same")}, nil)
+	_, _, err = s.UpdateProject(c, b.ID, store.ProjectUpdate{Name: new("same")}, nil)
 	wantErr(t, err, llmproxy.ErrConflict, llmproxy.CodeConflict, "a project with this name already exists")
 	if got := try(s.GetProject(c, b.ID)).must(t); got.Name != "b" {
 		t.Fatalf("name after failed rename = %q, want b", got.Name)
@@ -237,7 +235,7 @@ func testProjectNotFound(t *testing.T, s store.Store) {
 	c := ctx(t)
 	_, err := s.GetProject(c, "missing")
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "project not found")
-	_, _, err = s.UpdateProject(c, "missing", store.ProjectUpdate{Name: ptr("x")}, nil)
+	_, _, err = s.UpdateProject(c, "missing", store.ProjectUpdate{Name: new("x")}, nil)
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "project not found")
 	_, err = s.RevokeProjectTokens(c, "missing", nil)
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "project not found")
@@ -245,7 +243,7 @@ func testProjectNotFound(t *testing.T, s store.Store) {
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "token not found")
 	_, err = s.GetTokenByHash(c, "missing")
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "token not found")
-	_, err = s.UpdateToken(c, "missing", store.TokenUpdate{IsActive: ptr(false)}, nil)
+	_, err = s.UpdateToken(c, "missing", store.TokenUpdate{IsActive: new(false)}, nil)
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "token not found")
 	_, _, err = s.RevokeToken(c, "missing", nil)
 	wantErr(t, err, llmproxy.ErrNotFound, llmproxy.CodeNotFound, "token not found")
@@ -272,7 +270,7 @@ func testProjectList(t *testing.T, s store.Store) {
 	}
 	inactive := createProject(t, s, "golf-alpha")
 	try(func() (llmproxy.Project, error) {
-		p, _, err := s.UpdateProject(c, inactive.ID, store.ProjectUpdate{IsActive: ptr(false)}, nil)
+		p, _, err := s.UpdateProject(c, inactive.ID, store.ProjectUpdate{IsActive: new(false)}, nil)
 		return p, err
 	}()).must(t)
 
@@ -318,7 +316,7 @@ func testProjectUpdate(t *testing.T, s store.Store) {
 	lim := llmproxy.Limits{RequestsPerMinute: 10, TokensPerDay: 1000}
 	def := llmproxy.Limits{RequestsPerDay: 50}
 	got, r, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{
-		Name: ptr("upd2"), APIKeyEncrypted: ptr("ct2"), APIKeyHint: ptr("sk-...wxyz"), Limits: &lim, TokenDefaults: &def,
+		Name: new("upd2"), APIKeyEncrypted: new("ct2"), APIKeyHint: new("sk-...wxyz"), Limits: &lim, TokenDefaults: &def,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +343,7 @@ func testProjectUpdate(t *testing.T, s store.Store) {
 	// RevokeTokens requires IsActive=false.
 	_, _, err = s.UpdateProject(c, p.ID, store.ProjectUpdate{RevokeTokens: true}, nil)
 	wantErr(t, err, llmproxy.ErrInvalid, "", "")
-	_, _, err = s.UpdateProject(c, p.ID, store.ProjectUpdate{RevokeTokens: true, IsActive: ptr(true)}, nil)
+	_, _, err = s.UpdateProject(c, p.ID, store.ProjectUpdate{RevokeTokens: true, IsActive: new(true)}, nil)
 	wantErr(t, err, llmproxy.ErrInvalid, "", "")
 }
 
@@ -354,7 +352,7 @@ func testProjectDeactivation(t *testing.T, s store.Store) {
 	p := createProject(t, s, "deact")
 	tok := createToken(t, s, p.ID)
 	before := time.Now()
-	got, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: ptr(false)}, nil)
+	got, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: new(false)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +365,7 @@ func testProjectDeactivation(t *testing.T, s store.Store) {
 	first := *read.DeactivatedAt
 	time.Sleep(2 * time.Millisecond)
 	try(func() (llmproxy.Project, error) {
-		p, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: ptr(false)}, nil)
+		p, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: new(false)}, nil)
 		return p, err
 	}()).must(t)
 	if read := try(s.GetProject(c, p.ID)).must(t); read.DeactivatedAt == nil || !read.DeactivatedAt.Equal(first) {
@@ -382,7 +380,7 @@ func testProjectDeactivation(t *testing.T, s store.Store) {
 	wantErr(t, err, llmproxy.ErrForbidden, llmproxy.CodeProjectInactive, "cannot create tokens for inactive projects")
 	// Reactivation clears deactivated_at.
 	try(func() (llmproxy.Project, error) {
-		p, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: ptr(true)}, nil)
+		p, _, err := s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: new(true)}, nil)
 		return p, err
 	}()).must(t)
 	if read := try(s.GetProject(c, p.ID)).must(t); !read.IsActive || read.DeactivatedAt != nil {
@@ -436,7 +434,7 @@ func testProjectRevokeTokens(t *testing.T, s store.Store) {
 	// UpdateProject with RevokeTokens deactivates and revokes in one go.
 	p2 := createProject(t, s, "rev2")
 	a, b := createToken(t, s, p2.ID), createToken(t, s, p2.ID)
-	got, r, err := s.UpdateProject(c, p2.ID, store.ProjectUpdate{IsActive: ptr(false), RevokeTokens: true}, nil)
+	got, r, err := s.UpdateProject(c, p2.ID, store.ProjectUpdate{IsActive: new(false), RevokeTokens: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +459,7 @@ func testTokenCreateGet(t *testing.T, s store.Store) {
 	exp := time.Now().Add(time.Hour).In(time.FixedZone("Y", -7200))
 	in := newToken(p.ID)
 	in.ExpiresAt = &exp
-	in.MaxRequests = ptr(int64(50))
+	in.MaxRequests = new(int64(50))
 	in.Limits = llmproxy.Limits{RequestsPerMinute: 3}
 	tk := try(s.CreateToken(c, in, nil)).must(t)
 	if tk.ID == "" || tk.CreatedAt.IsZero() {
@@ -480,7 +478,7 @@ func testTokenCreateGet(t *testing.T, s store.Store) {
 	}
 	// max_requests 0 means unlimited (NULL); no expiry is NULL.
 	in2 := newToken(p.ID)
-	in2.MaxRequests = ptr(int64(0))
+	in2.MaxRequests = new(int64(0))
 	tk2 := try(s.CreateToken(c, in2, nil)).must(t)
 	if got := try(s.GetToken(c, tk2.ID)).must(t); got.MaxRequests != nil || got.ExpiresAt != nil {
 		t.Fatalf("max_requests %v expires_at %v, want nil nil", got.MaxRequests, got.ExpiresAt)
@@ -519,7 +517,7 @@ func testTokenCreateRules(t *testing.T, s store.Store) {
 	// Inactive project: forbidden, nothing stored.
 	inactive := createProject(t, s, "inactive")
 	try(func() (llmproxy.Project, error) {
-		p, _, err := s.UpdateProject(c, inactive.ID, store.ProjectUpdate{IsActive: ptr(false)}, nil)
+		p, _, err := s.UpdateProject(c, inactive.ID, store.ProjectUpdate{IsActive: new(false)}, nil)
 		return p, err
 	}()).must(t)
 	_, err = s.CreateToken(c, newToken(inactive.ID), nil)
@@ -535,7 +533,7 @@ func testTokenUpdate(t *testing.T, s store.Store) {
 	tk := createToken(t, s, p.ID)
 	exp := time.Now().Add(48 * time.Hour)
 	lim := llmproxy.Limits{TokensPerMinute: 99}
-	got, err := s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: ptr(int64(10)), ExpiresAt: &exp, Limits: &lim}, nil)
+	got, err := s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: new(int64(10)), ExpiresAt: &exp, Limits: &lim}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +545,7 @@ func testTokenUpdate(t *testing.T, s store.Store) {
 	}
 	// Zero values mean unlimited / never expires.
 	read = try(func() (llmproxy.Token, error) {
-		_, err := s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: ptr(int64(0)), ExpiresAt: &time.Time{}}, nil)
+		_, err := s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: new(int64(0)), ExpiresAt: &time.Time{}}, nil)
 		if err != nil {
 			return llmproxy.Token{}, err
 		}
@@ -557,13 +555,13 @@ func testTokenUpdate(t *testing.T, s store.Store) {
 		t.Fatalf("after clearing: max_requests %v expires_at %v limits %+v", read.MaxRequests, read.ExpiresAt, read.Limits)
 	}
 	// Deactivate persists deactivated_at; reactivate clears it.
-	try(s.UpdateToken(c, tk.ID, store.TokenUpdate{IsActive: ptr(false)}, nil)).must(t)
+	try(s.UpdateToken(c, tk.ID, store.TokenUpdate{IsActive: new(false)}, nil)).must(t)
 	read = try(s.GetToken(c, tk.ID)).must(t)
 	if read.IsActive || read.DeactivatedAt == nil || !near(*read.DeactivatedAt, time.Now()) {
 		t.Fatalf("after deactivation: %+v", read)
 	}
 	checkUTC(t, "token deactivated_at", read.DeactivatedAt)
-	try(s.UpdateToken(c, tk.ID, store.TokenUpdate{IsActive: ptr(true)}, nil)).must(t)
+	try(s.UpdateToken(c, tk.ID, store.TokenUpdate{IsActive: new(true)}, nil)).must(t)
 	if read = try(s.GetToken(c, tk.ID)).must(t); !read.IsActive || read.DeactivatedAt != nil {
 		t.Fatalf("after reactivation: %+v", read)
 	}
@@ -1004,7 +1002,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{"since (inclusive)", store.AuditFilter{Since: at(3)}, "admin.login,token.revoke", 2},
 		{"until (inclusive)", store.AuditFilter{Until: at(1)}, "project.update,project.create", 2},
 		{"range", store.AuditFilter{Since: at(1), Until: at(3)}, "token.revoke,token.create,project.update", 3},
-		{"range in another zone", store.AuditFilter{Since: ptr(at(1).In(time.FixedZone("E", -5*3600)))}, "admin.login,token.revoke,token.create,project.update", 4},
+		{"range in another zone", store.AuditFilter{Since: new(at(1).In(time.FixedZone("E", -5*3600)))}, "admin.login,token.revoke,token.create,project.update", 4},
 		{"search details, any case", store.AuditFilter{Search: "nEEDLE"}, "project.create", 1},
 		{"search reason", store.AuditFilter{Search: "not found"}, "project.update", 1},
 		{"search path", store.AuditFilter{Search: "/manage/tokens"}, "token.revoke,token.create", 2},
@@ -1091,7 +1089,7 @@ func testAuditSameTransaction(t *testing.T, s store.Store) {
 	var gotP llmproxy.Project
 	var gotR store.RevokeResult
 	createToken(t, s, p.ID)
-	_, _, err = s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: ptr(false), RevokeTokens: true}, func(p llmproxy.Project, r store.RevokeResult, err error) llmproxy.AuditEvent {
+	_, _, err = s.UpdateProject(c, p.ID, store.ProjectUpdate{IsActive: new(false), RevokeTokens: true}, func(p llmproxy.Project, r store.RevokeResult, err error) llmproxy.AuditEvent {
 		gotP, gotR = p, r
 		e := auditEvent("project.update")
 		e.ProjectID = p.ID
@@ -1104,7 +1102,7 @@ func testAuditSameTransaction(t *testing.T, s store.Store) {
 	if e := last(); e.Action != "project.update" || e.ProjectID != p.ID || fmt.Sprint(e.Details["tokens_revoked"]) != "1" {
 		t.Fatalf("audit of update = %+v", e)
 	}
-	_, _, err = s.UpdateProject(c, "missing", store.ProjectUpdate{Name: ptr("x")}, func(p llmproxy.Project, r store.RevokeResult, err error) llmproxy.AuditEvent {
+	_, _, err = s.UpdateProject(c, "missing", store.ProjectUpdate{Name: new("x")}, func(p llmproxy.Project, r store.RevokeResult, err error) llmproxy.AuditEvent {
 		e := auditEvent("project.update")
 		e.Outcome, e.ProjectID, e.Reason = llmproxy.OutcomeFailure, p.ID, llmproxy.ErrorMessage(err)
 		return e
@@ -1160,7 +1158,7 @@ func testAuditSameTransaction(t *testing.T, s store.Store) {
 	if e := last(); e.TokenID != tk.ID || e.Details["already_revoked"] != true {
 		t.Fatalf("audit of repeated revoke = %+v", e)
 	}
-	_, err = s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: ptr(int64(3))}, func(t llmproxy.Token, err error) llmproxy.AuditEvent {
+	_, err = s.UpdateToken(c, tk.ID, store.TokenUpdate{MaxRequests: new(int64(3))}, func(t llmproxy.Token, err error) llmproxy.AuditEvent {
 		e := auditEvent("token.update")
 		e.TokenID = t.ID
 		e.Details = map[string]any{"updated_max_requests": *t.MaxRequests}
