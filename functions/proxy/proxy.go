@@ -392,7 +392,8 @@ func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, model string) b
 
 func hasTokenLimit(l llmproxy.Limits) bool { return l.TokensPerMinute > 0 || l.TokensPerDay > 0 }
 
-// fail writes an OpenAI-shaped error. status 0 takes the error kind's.
+// fail answers err on the /v1 surface (OpenAI-shaped, logged once by the
+// shared policy). status 0 takes the error kind's.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
 	if status == 0 {
 		status = web.StatusOf(err)
@@ -401,18 +402,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, status int, err err
 	if st != nil {
 		st.info.ErrorCode = llmproxy.ErrorCode(err)
 	}
-	level := slog.LevelDebug
-	if status >= 500 {
-		level = slog.LevelWarn
-	}
-	p.log.LogAttrs(r.Context(), level, "proxy request refused",
-		slog.String("request_id", web.RequestID(r.Context())),
-		slog.Int("status", status), slog.String("error", err.Error()))
-	writeOpenAIError(w, status, llmproxy.ErrorCode(err), llmproxy.ErrorMessage(err))
-}
-
-func writeOpenAIError(w http.ResponseWriter, status int, code, message string) {
-	web.WriteOpenAIBody(w, status, code, message)
+	web.Surface{Render: web.OpenAIJSON, Log: p.log}.FailStatus(w, r, status, err)
 }
 
 // finish runs once per request after the response ended: usage, limiter
