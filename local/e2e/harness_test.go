@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 )
 
 var (
@@ -66,9 +68,8 @@ func binary(t testing.TB, pkg string) string {
 type Process struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+	stdout testenv.Buffer
+	stderr testenv.Buffer
 	lines  chan string
 	done   chan struct{}
 }
@@ -84,16 +85,14 @@ func start(t testing.TB, bin string, env map[string]string, args ...string) *Pro
 	p := &Process{t: t, cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
 	outR, outW := io.Pipe()
 	cmd.Stdout = outW
-	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	cmd.Stderr = &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.stdout.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			_, _ = p.stdout.Write([]byte(sc.Text() + "\n"))
 			select {
 			case p.lines <- sc.Text():
 			default:
@@ -115,20 +114,9 @@ func start(t testing.TB, bin string, env map[string]string, args ...string) *Pro
 	return p
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
 // Stdout and Stderr return what the process printed so far.
-func (p *Process) Stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdout.String() }
-func (p *Process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+func (p *Process) Stdout() string { return p.stdout.String() }
+func (p *Process) Stderr() string { return p.stderr.String() }
 
 // Signal sends sig if the process is still running.
 func (p *Process) Signal(sig os.Signal) {

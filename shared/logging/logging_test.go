@@ -1,13 +1,13 @@
 package logging
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 )
 
@@ -126,13 +126,8 @@ func TestBufferedWriterKeepsWritesWholeWhenFull(t *testing.T) {
 }
 
 func TestBufferedWriterConcurrentLinesStayWhole(t *testing.T) {
-	var out bytes.Buffer
-	var mu sync.Mutex
-	bw := NewBufferedWriter(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return out.Write(p)
-	}), time.Millisecond, 256)
+	var out testenv.Buffer
+	bw := NewBufferedWriter(&out, time.Millisecond, 256)
 	var wg sync.WaitGroup
 	line := strings.Repeat("x", 40) + "\n"
 	for range 8 {
@@ -144,8 +139,6 @@ func TestBufferedWriterConcurrentLinesStayWhole(t *testing.T) {
 	}
 	wg.Wait()
 	bw.Flush()
-	mu.Lock()
-	defer mu.Unlock()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 1600 {
 		t.Fatalf("%d lines, want 1600", len(lines))
@@ -156,7 +149,3 @@ func TestBufferedWriterConcurrentLinesStayWhole(t *testing.T) {
 		}
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
