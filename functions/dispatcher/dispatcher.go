@@ -150,22 +150,18 @@ func New(deps Deps) (*Dispatcher, error) {
 	return d, nil
 }
 
-// FromConfig builds the dispatcher DISPATCHER_SERVICE names, with dedup in
-// Redis (under <REDIS_KEY_PREFIX>dispatch:<service>:) when rdb is not nil.
-// fileOverride, when not empty, makes it a file dispatcher writing there
-// (llm-proxy serve's FILE_EVENT_LOG).
-func FromConfig(cfg config.Config, rdb redis.UniversalClient, fileOverride string, log *slog.Logger, reg prometheus.Registerer) (*Dispatcher, error) {
-	bc := BackendConfigFrom(cfg.Events)
-	if fileOverride != "" {
-		bc.Service, bc.Endpoint = ServiceFile, fileOverride
-	}
-	b, err := NewBackend(bc)
+// FromConfig builds the dispatcher DISPATCHER_SERVICE names (cfg), with
+// dedup in Redis under <keyPrefix>dispatch:<service>: when rdb is not nil.
+// llm-proxy serve's FILE_EVENT_LOG makes a file dispatcher by setting
+// DispatcherService and DispatcherEndpoint in cfg.
+func FromConfig(cfg config.Events, rdb redis.UniversalClient, keyPrefix string, log *slog.Logger, reg prometheus.Registerer) (*Dispatcher, error) {
+	b, err := NewBackend(BackendConfigFrom(cfg))
 	if err != nil {
 		return nil, err
 	}
-	deps := Deps{Backend: b, DedupTTL: cfg.Events.DedupTTL, MaxBody: cfg.Events.MaxEventBytes, Log: log, Registerer: reg}
+	deps := Deps{Backend: b, DedupTTL: cfg.DedupTTL, MaxBody: cfg.MaxEventBytes, Log: log, Registerer: reg}
 	if rdb != nil {
-		deps.Dedup = NewRedisDedup(rdb, cfg.Redis.KeyPrefix+"dispatch:"+b.Name()+":", cfg.Events.DedupTTL, 2*cfg.Events.DispatcherTimeout)
+		deps.Dedup = NewRedisDedup(rdb, keyPrefix+"dispatch:"+b.Name()+":", cfg.DedupTTL, 2*cfg.DispatcherTimeout)
 	}
 	return New(deps)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 )
 
-const usage = `llm-proxy — a transparent, secure proxy for the OpenAI API
+const usageText = `llm-proxy — a transparent, secure proxy for the OpenAI API
 
 Usage:
   llm-proxy serve                      start every function in one process (SQLite, in-memory parts)
@@ -32,7 +32,7 @@ Configuration is read from environment variables; see the README.
 // lookupEnv is os.LookupEnv in main and a map lookup in tests.
 func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText)
 		return 2
 	}
 	switch args[0] {
@@ -58,9 +58,9 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stdout, "llm-proxy %s (commit %s)\n", buildinfo.Version(), buildinfo.Commit())
 		return 0
 	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText)
 		return 0
 	}
-	fmt.Fprintf(stderr, "llm-proxy: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "llm-proxy: unknown command %q\n\n%s", args[0], usageText)
 	return 2
 }

@@ -2,65 +2,104 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llm-proxy/llm-proxy/events"
 	adminui "github.com/llm-proxy/llm-proxy/functions/admin-ui"
 	"github.com/llm-proxy/llm-proxy/functions/proxy"
-	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
+	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/process"
+	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
+	"github.com/llm-proxy/llm-proxy/shared/secrets"
+	"github.com/llm-proxy/llm-proxy/shared/store"
+	"github.com/llm-proxy/llm-proxy/shared/tokens"
+	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
 
-// purger returns the cache as a CachePurger, or nil (not a typed nil) when
-// caching is disabled.
-func purger(c *httpcache.Cache) management.CachePurger {
-	if c == nil {
-		return nil
-	}
-	return c
+// proxyParts are what the proxy shares with the other functions of serve.
+type proxyParts struct {
+	store   store.Store
+	keyring *secrets.Keyring
+	redis   *redis.Client
+	api     *apiconfig.Provider
+	inv     tokens.Invalidation
+	cache   *httpcache.Cache
+	events  *events.Emitter
+	reg     *prometheus.Registry
+	log     *slog.Logger
 }
 
-// mountProxy mounts the proxy at /v1/ and the metrics endpoints.
-func mountProxy(ctx context.Context, mux *http.ServeMux, d *bootstrap.Deps, w proxy.Wiring) error {
-	p, err := proxy.FromConfig(ctx, d, w)
+// servedProxy is the proxy with what releases its own parts.
+type servedProxy struct {
+	handler *proxy.Proxy
+	closers []func()
+}
+
+func (s servedProxy) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// newProxy composes the proxy function with its own parts: the limiter,
+// the settler of reservations, batched usage counters and the tokenizer.
+func newProxy(ctx context.Context, cfg config.Config, pp proxyParts) (servedProxy, error) {
+	var sp servedProxy
+	limiter, closeLimiter, err := ratelimit.Open(cfg.Limits, redisconn.Universal(pp.redis), cfg.Redis.KeyPrefix, pp.log, pp.reg)
 	if err != nil {
-		return err
+		return sp, err
 	}
-	mux.Handle("/v1/", p)
-	if d.Config.Proxy.EnableMetrics {
-		p.MetricsRoutes(mux, d.Config.Proxy.MetricsPath, d.Registry)
+	sp.closers = append(sp.closers, func() { process.Close(pp.log, "rate limit leases", closeLimiter) })
+	settler := ratelimit.NewSettler(ratelimit.SettlerOptions{Log: pp.log})
+	sp.closers = append(sp.closers, func() { process.Close(pp.log, "rate limit settler", settler.Close) })
+	usageBatcher := tokens.StartUsageBatcher(ctx, pp.store.AddUsage, cfg.Tokens, pp.log)
+	sp.closers = append(sp.closers, func() { process.Close(pp.log, "usage counters", usageBatcher.Close) })
+	counter := usage.NewCounter()
+	go counter.Warm() // never blocks readiness
+	deps := proxy.Deps{
+		Config: cfg.Proxy, API: pp.api, Auth: tokens.NewValidatorFromConfig(pp.store, pp.keyring, cfg.Tokens, pp.inv),
+		Limiter: limiter, Settler: settler, Usage: usageBatcher, Counter: counter, Events: pp.events, Log: pp.log,
 	}
-	return nil
+	if pp.cache != nil {
+		deps.Cache = pp.cache
+	}
+	sp.handler, err = proxy.New(deps)
+	if err != nil {
+		sp.close()
+	}
+	return sp, err
 }
 
 // mountAdmin mounts the admin UI under ADMIN_UI_PATH (it expects unstripped
 // paths) and redirects / to it.
-func mountAdmin(mux *http.ServeMux, d *bootstrap.Deps, svc *management.Service, verify mgmtauth.Verifier) error {
-	if !d.Config.Admin.Enabled {
+func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, st store.Store, kr *secrets.Keyring, verify mgmtauth.Verifier, log *slog.Logger) error {
+	if !cfg.Admin.Enabled {
 		return nil
 	}
-	h, err := adminUI(d, svc, verify)
+	adminCfg, err := adminui.WithSessionKey(cfg.Admin, kr.DeriveKey)
 	if err != nil {
 		return err
 	}
-	base := strings.TrimRight(d.Config.Admin.Path, "/")
+	base := strings.TrimRight(adminCfg.Path, "/")
+	h, err := adminui.New(adminui.Deps{
+		Service: svc, Reader: st, VerifyManagementToken: verify,
+		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
+	})
+	if err != nil {
+		return err
+	}
 	mux.Handle(base+"/", h)
 	mux.Handle(base, h)
 	mux.Handle("GET /{$}", http.RedirectHandler(base+"/", http.StatusFound))
 	return nil
-}
-
-// adminUI builds the admin UI handler.
-func adminUI(d *bootstrap.Deps, svc *management.Service, verify mgmtauth.Verifier) (http.Handler, error) {
-	cfg, err := d.AdminConfig()
-	if err != nil {
-		return nil, err
-	}
-	return adminui.New(adminui.Deps{
-		Service: svc, Reader: d.Store, VerifyManagementToken: verify,
-		BasePath: strings.TrimRight(cfg.Path, "/"), Config: cfg,
-		TrustedProxies: d.Config.Server.TrustedProxyPrefixes(), Log: d.Log,
-	})
 }

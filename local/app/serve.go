@@ -13,14 +13,27 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/llm-proxy/llm-proxy/shared/bootstrap"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llm-proxy/llm-proxy/events"
+	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
+	managetokens "github.com/llm-proxy/llm-proxy/functions/manage-tokens"
+	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
+	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/logging"
+	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/management/mgmthttp"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
+	"github.com/llm-proxy/llm-proxy/shared/process"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 	"github.com/llm-proxy/llm-proxy/shared/store"
+	"github.com/llm-proxy/llm-proxy/shared/store/dbopen"
 	"github.com/llm-proxy/llm-proxy/shared/store/migrate"
+	"github.com/llm-proxy/llm-proxy/shared/tokens"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
@@ -49,20 +62,30 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	ctx, stop := process.SignalContext(ctx)
+	defer stop()
+	// Resources: the key, the migrated database, Redis when configured.
 	key, err := serveEncryptionKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	kr, err := secrets.KeyringFromConfig(cfg.Secrets, key)
 	if err != nil {
 		return err
 	}
 	if err := migrate.Up(ctx, cfg.Database.Driver, migrate.DSN(cfg.Database)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	deps, err := bootstrap.Open(ctx, cfg, log, bootstrap.Options{EncryptionKey: key})
+	st, err := dbopen.Open(ctx, cfg.Database)
 	if err != nil {
 		return err
 	}
-	defer deps.Shutdown(cfg.Server.ShutdownGrace)
-
-	verify, err := managementVerifier(ctx, cfg, deps.Store, stdout)
+	defer st.Close()
+	rdb := redisconn.New(cfg.Redis)
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	verify, err := managementVerifier(ctx, cfg, st, stdout)
 	if err != nil {
 		return err
 	}
@@ -70,20 +93,66 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.ListenAddr, err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	handler, err := assemble(runCtx, deps, verify)
+	defer ln.Close()
+
+	// Services shared by the functions this process hosts, each released
+	// after the server drained, newest first.
+	reg := prometheus.NewRegistry()
+	emitter, stopEvents, err := startEvents(cfg, redisconn.Universal(rdb), reg, log)
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
+	defer stopEvents()
+	api, err := apiconfig.Configured(cfg.Proxy, cfg.Upstream)
+	if err != nil {
+		return err
+	}
+	cache, err := httpcache.Open(cfg.Cache.WithPaths(api.CacheEndpoints...), redisconn.Universal(rdb), log)
+	if err != nil {
+		return fmt.Errorf("response cache: %w", err)
+	}
+	if cache != nil {
+		reg.MustRegister(cache.Collectors()...)
+		defer cache.Close()
+	}
+	inv := tokens.NewInvalidation(ctx, rdb, cfg.Redis.KeyPrefix+"tokens:invalidate", log)
+	rec, err := audit.Open(cfg.Audit, st, cfg.Server.TrustedProxyPrefixes(), log)
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	svc := management.New(management.Deps{
+		Store: st, Keyring: kr, Invalidator: inv, Audit: rec, Log: log,
+		Changes: events.Changes{Sink: emitter, Source: cfg.Events.SourceFor("serve")},
+	})
+
+	// The functions, on one mux.
+	mux := http.NewServeMux()
+	auth := mgmtauth.FromConfig(verify, cfg.Audit, rec, log) // one failure budget for every management route
+	var purger management.CachePurger
+	if cache != nil {
+		purger = cache
+	}
+	mgmthttp.Mount(mux, manageprojects.New(manageprojects.Deps{Service: svc, Auth: auth, Cache: purger, Log: log}), manageprojects.Paths())
+	mgmthttp.Mount(mux, managetokens.New(managetokens.Deps{Service: svc, Auth: auth, Log: log}), managetokens.Paths())
+	p, err := newProxy(ctx, cfg, proxyParts{store: st, keyring: kr, redis: rdb, api: api, inv: inv, cache: cache, events: emitter, reg: reg, log: log})
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	mux.Handle("/v1/", p.handler)
+	if cfg.Proxy.EnableMetrics {
+		p.handler.MetricsRoutes(mux, cfg.Proxy.MetricsPath, reg)
+	}
+	if err := mountAdmin(mux, cfg, svc, st, kr, verify, log); err != nil {
+		return err
+	}
+	mux.Handle("/", noRoute(log))
+
 	log.Info("llm-proxy serve listening", "addr", ln.Addr().String(), "db", cfg.Database.Driver)
 	fmt.Fprintf(stdout, "llm-proxy is listening on %s (admin UI: %s/admin/)\n", ln.Addr(), loopbackURL(ln.Addr()))
-	return web.Serve(ctx, log, ln, handler, web.ServerOptions{
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		ShutdownGrace:     cfg.Server.ShutdownGrace,
-	})
+	checks := append(redisconn.Checks(rdb), web.Check{Name: "database", Check: st.Ping})
+	return process.Serve(ctx, log, ln, web.Chain(log, mux), process.ServerOptions(cfg.Server, checks...))
 }
 
 // serveEncryptionKey is ENCRYPTION_KEY, else the key file in DATA_DIR

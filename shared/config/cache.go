@@ -42,6 +42,15 @@ func (x Cache) PathList() []string {
 	return out
 }
 
+// WithPaths returns x with extra POST endpoints cacheable beside
+// HTTP_CACHE_PATHS (the provider file's cache_endpoints).
+func (x Cache) WithPaths(extra ...string) Cache {
+	if len(extra) > 0 {
+		x.Paths = strings.Join(append(x.PathList(), extra...), ",")
+	}
+	return x
+}
+
 func (x Cache) validate() error {
 	if err := oneOf("HTTP_CACHE_BACKEND", x.Backend, "in-memory", "redis"); err != nil {
 		return err

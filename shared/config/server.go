@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -74,4 +75,17 @@ func (l Log) validate() error {
 		return invalid("LOG_FLUSH_INTERVAL", "must be between 0 and 10s", l.FlushInterval)
 	}
 	return oneOf("LOG_FORMAT", l.Format, "json", "text")
+}
+
+// ErrNoManagementToken stops the functions that authenticate management
+// requests when MANAGEMENT_TOKEN is unset.
+var ErrNoManagementToken = errors.New("MANAGEMENT_TOKEN is required (e.g. openssl rand -base64 32, the same for every function)")
+
+// RequireManagementToken returns ErrNoManagementToken when MANAGEMENT_TOKEN
+// is unset (llm-proxy serve generates one instead; the functions cannot).
+func (s Server) RequireManagementToken() error {
+	if s.ManagementToken == "" {
+		return ErrNoManagementToken
+	}
+	return nil
 }

@@ -132,7 +132,7 @@ func (s *Service) CreateProject(ctx context.Context, a Actor, in CreateProjectIn
 	if in.TokenDefaults != nil {
 		changed = append(changed, "token_defaults")
 	}
-	s.emitProjectUpdated(ctx, m.ev, created, changed)
+	s.announceProjectUpdated(ctx, m.ev, created, changed)
 	return s.projectView(created), nil
 }
 
@@ -273,9 +273,9 @@ func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in Upda
 	// Deactivation, reactivation, revocation and key changes all change what
 	// the proxy may have cached for this project.
 	s.invalidateProject(ctx, id)
-	s.emitProjectUpdated(ctx, m.ev, p, fields)
+	s.announceProjectUpdated(ctx, m.ev, p, fields)
 	if u.RevokeTokens {
-		s.emitTokensRevoked(ctx, m.ev, id, r.TokenIDs, true)
+		s.announceTokensRevoked(ctx, m.ev, id, r.TokenIDs, true)
 	}
 	return s.projectView(p), nil
 }
@@ -325,7 +325,7 @@ func (s *Service) RevokeProjectTokens(ctx context.Context, a Actor, projectID st
 		return RevokeResult{}, translate(err, msgProjectNotFound)
 	}
 	s.invalidateProject(ctx, projectID)
-	s.emitTokensRevoked(ctx, m.ev, projectID, r.TokenIDs, true)
+	s.announceTokensRevoked(ctx, m.ev, projectID, r.TokenIDs, true)
 	return r, nil
 }
 

@@ -63,13 +63,10 @@ type Deps struct {
 	// secrets.MaskAPIKey).
 	MaskAPIKey func(key string) string
 
-	// Events receives a CloudEvent after every successful change
-	// (project.updated, token.created, token.revoked; see events/README.md),
-	// usually an *events.Emitter. nil emits nothing.
-	Events EventEmitter
-	// EventSource is the CloudEvents source of those events (default
-	// DefaultEventSource).
-	EventSource string
+	// Changes receives every committed change (the event emitter makes
+	// project.updated, token.created and token.revoked CloudEvents of them;
+	// see events/README.md). nil announces nothing.
+	Changes ChangeSink
 }
 
 // Service implements the management actions.
@@ -83,9 +80,8 @@ type Service struct {
 	gen     func() (string, error)
 	hint    func(string) string
 	mask    func(string) string
-	events  EventEmitter
-	source  string
-	// eventErrors counts events that could not be built or enqueued.
+	changes ChangeSink
+	// eventErrors counts changes the sink did not take.
 	eventErrors atomic.Uint64
 }
 
@@ -107,10 +103,7 @@ func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, keyring: d.Keyring, inv: d.Invalidator, rec: d.Audit,
 		clock: d.Clock, log: d.Log, gen: d.GenerateToken, hint: d.TokenHint, mask: d.MaskAPIKey,
-		events: d.Events, source: d.EventSource,
-	}
-	if s.source == "" {
-		s.source = DefaultEventSource
+		changes: d.Changes,
 	}
 	if s.clock == nil {
 		s.clock = time.Now

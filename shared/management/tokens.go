@@ -171,7 +171,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 	if err != nil {
 		return CreatedToken{}, translate(err, msgProjectNotFound)
 	}
-	s.emitTokenCreated(ctx, m.ev, created)
+	s.announceTokenCreated(ctx, m.ev, created)
 	v := tokenView(created)
 	return CreatedToken{
 		ID: created.ID, Token: plain, Hint: created.Hint, ProjectID: created.ProjectID, ExpiresAt: v.ExpiresAt,
@@ -319,7 +319,7 @@ func (s *Service) UpdateToken(ctx context.Context, a Actor, id string, in Update
 		// The store does not say whether the token was active before, so an
 		// already inactive token is announced again (consumers are
 		// idempotent; the event id is new because the action is).
-		s.emitTokensRevoked(ctx, m.ev, t.ProjectID, []string{t.ID}, false)
+		s.announceTokensRevoked(ctx, m.ev, t.ProjectID, []string{t.ID}, false)
 	}
 	return tokenView(t), nil
 }
@@ -355,7 +355,7 @@ func (s *Service) RevokeToken(ctx context.Context, a Actor, id string) error {
 	}
 	s.invalidateToken(ctx, id)
 	if !already {
-		s.emitTokensRevoked(ctx, m.ev, t.ProjectID, []string{t.ID}, false)
+		s.announceTokensRevoked(ctx, m.ev, t.ProjectID, []string{t.ID}, false)
 	}
 	return nil
 }

@@ -4,9 +4,12 @@
 package redisconn
 
 import (
+	"context"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
 // PoolSize is the connection pool of a process: large enough for a proxy's
@@ -41,4 +44,21 @@ func New(cfg config.Redis) *redis.Client {
 		return nil
 	}
 	return redis.NewClient(Options(cfg))
+}
+
+// Universal is c as the interface other packages take: nil (not a typed
+// nil) when c is nil, i.e. without REDIS_ADDR.
+func Universal(c *redis.Client) redis.UniversalClient {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// Checks is c's readiness check, or none when c is nil.
+func Checks(c *redis.Client) []web.Check {
+	if c == nil {
+		return nil
+	}
+	return []web.Check{{Name: "redis", Check: func(ctx context.Context) error { return c.Ping(ctx).Err() }}}
 }

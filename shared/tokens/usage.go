@@ -51,9 +51,12 @@ type UsageBatcher struct {
 	kick    chan struct{} // early flush request
 }
 
-// NewUsageBatcher returns a batcher writing through sink (e.g.
-// store.Store.AddUsage). Run it with Run, stop it with Close.
-func NewUsageBatcher(sink func(ctx context.Context, deltas []store.UsageDelta) error, opts UsageOptions) *UsageBatcher {
+// UsageSink writes batched counters (store.Store.AddUsage).
+type UsageSink func(ctx context.Context, deltas []store.UsageDelta) error
+
+// NewUsageBatcher returns a batcher writing through sink. Run it with Run,
+// stop it with Close.
+func NewUsageBatcher(sink UsageSink, opts UsageOptions) *UsageBatcher {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultUsageFlushInterval
 	}

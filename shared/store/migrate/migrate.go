@@ -32,6 +32,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/migrations"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/store/postgres"
 )
 
 // Info is the state of a database's schema.
@@ -182,7 +183,7 @@ func run(ctx context.Context, driver, dsn, op string, fn func(*migrate.Migrate) 
 func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Driver, error) {
 	switch driver {
 	case migrations.Postgres:
-		db, err := sql.Open("pgx/v5", PostgresURL(dsn))
+		db, err := sql.Open("pgx/v5", postgres.URL(dsn))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -223,15 +224,4 @@ func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Dr
 		return db, d, nil
 	}
 	return nil, nil, fmt.Errorf("unknown driver %q (want postgres or sqlite)", driver)
-}
-
-// PostgresURL normalises the scheme of a PostgreSQL URL for pgx: golang-migrate
-// style pgx5:// and pgx:// become postgres://.
-func PostgresURL(dsn string) string {
-	for _, p := range []string{"pgx5://", "pgx://"} {
-		if strings.HasPrefix(dsn, p) {
-			return "postgres://" + strings.TrimPrefix(dsn, p)
-		}
-	}
-	return dsn
 }

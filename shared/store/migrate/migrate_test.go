@@ -141,15 +141,3 @@ func TestUnknownDriver(t *testing.T) {
 	}
 }
 
-func TestPostgresURL(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"pgx5://u@h/db?search_path=s": "postgres://u@h/db?search_path=s",
-		"pgx://u@h/db":                "postgres://u@h/db",
-		"postgres://u@h/db":           "postgres://u@h/db",
-	} {
-		if got := migrate.PostgresURL(in); got != want {
-			t.Errorf("PostgresURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/store/internal/sqlcore"
-	"github.com/llm-proxy/llm-proxy/shared/store/migrate"
 )
 
 // Store is the PostgreSQL store. Its methods are those of store.Store.
@@ -30,10 +29,13 @@ type Store struct {
 
 // Open configures a connection pool for cfg.URL without connecting.
 func Open(ctx context.Context, cfg config.Database) (*Store, error) {
+	if cfg.Driver != "" && cfg.Driver != "postgres" {
+		return nil, fmt.Errorf("DB_DRIVER=%s: the deployable functions run on PostgreSQL (set DB_DRIVER=postgres and DATABASE_URL); SQLite is for llm-proxy serve", cfg.Driver)
+	}
 	if cfg.URL == "" {
 		return nil, errors.New("postgres: DATABASE_URL is empty")
 	}
-	pc, err := pgxpool.ParseConfig(migrate.PostgresURL(cfg.URL))
+	pc, err := pgxpool.ParseConfig(URL(cfg.URL))
 	if err != nil {
 		// The parse error may quote the URL, password included.
 		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
@@ -151,4 +153,15 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlcore.
 		return nil, err
 	}
 	return rows, nil
+}
+
+// URL normalises the scheme of a PostgreSQL URL for pgx: golang-migrate
+// style pgx5:// and pgx:// become postgres://.
+func URL(dsn string) string {
+	for _, p := range []string{"pgx5://", "pgx://"} {
+		if strings.HasPrefix(dsn, p) {
+			return "postgres://" + strings.TrimPrefix(dsn, p)
+		}
+	}
+	return dsn
 }

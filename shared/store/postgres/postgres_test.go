@@ -94,3 +94,16 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"pgx5://u@h/db?search_path=s": "postgres://u@h/db?search_path=s",
+		"pgx://u@h/db":                "postgres://u@h/db",
+		"postgres://u@h/db":           "postgres://u@h/db",
+	} {
+		if got := postgres.URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

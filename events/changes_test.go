@@ -1,4 +1,4 @@
-package management_test
+package events_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 )
 
 // The real emitter satisfies the dependency.
-var _ management.EventEmitter = (*events.Emitter)(nil)
+var _ management.ChangeSink = events.Changes{}
 
 // fakeEmitter records emitted events; err, when set, is returned (the
 // event is then dropped, as the real emitter does when its queue is full).
@@ -52,11 +52,15 @@ func (f *fakeEmitter) len() int {
 	return len(f.events)
 }
 
-func newEventService(t *testing.T, env *managementtest.Env, em management.EventEmitter, source string) *management.Service {
+type emitter interface {
+	Emit(ctx context.Context, e event.Event) error
+}
+
+func newEventService(t *testing.T, env *managementtest.Env, em emitter, source string) *management.Service {
 	t.Helper()
 	return management.New(management.Deps{
 		Store: env.Store, Keyring: env.Keyring, Invalidator: env.Invalidations, Audit: env.Recorder, Log: env.Log,
-		Events: em, EventSource: source,
+		Changes: events.Changes{Sink: em, Source: source},
 	})
 }
 
@@ -177,8 +181,8 @@ func TestChangeEvents(t *testing.T) {
 			must(err)
 			got := em.since(n)
 			checkEvents(t, env, "create project", got, []wantEvent{{typ: events.TypeProjectUpdated, project: p.ID, action: "project.create", auditAction: "project.create"}})
-			if got[0].Source() != management.DefaultEventSource {
-				t.Errorf("source %q, want %q", got[0].Source(), management.DefaultEventSource)
+			if got[0].Source() != events.DefaultChangeSource {
+				t.Errorf("source %q, want %q", got[0].Source(), events.DefaultChangeSource)
 			}
 			if d := projectData(t, got[0]); d.Name != "alpha" || !d.IsActive || !slices.Equal(d.Changed, []string{"name", "api_key", "is_active", "limits"}) {
 				t.Errorf("create data %+v", d)
@@ -448,7 +452,7 @@ func TestChangeEventsWithoutAudit(t *testing.T) {
 		t.Fatal("disabled recorder reports enabled")
 	}
 	em := &fakeEmitter{}
-	svc := management.New(management.Deps{Store: env.Store, Keyring: env.Keyring, Audit: rec, Events: em})
+	svc := management.New(management.Deps{Store: env.Store, Keyring: env.Keyring, Audit: rec, Changes: events.Changes{Sink: em}})
 	ctx := context.Background()
 	a := managementtest.Actor()
 	p, err := svc.CreateProject(ctx, a, management.CreateProjectInput{Name: "p", APIKey: "sk-test-0123456789abcdefghij"})
