@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"sort"
+
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 )
 
 // MergeStream merges the raw SSE body of a streamed OpenAI answer into the
@@ -42,7 +44,9 @@ func MergeStream(b []byte) (json.RawMessage, bool) {
 	return nil, false
 }
 
-// ssePayloads returns the data of each SSE event, without [DONE].
+// ssePayloads returns the data of each SSE event (an incomplete last one
+// included: a truncated stream merges into what was captured), without
+// [DONE]. Lines end at CRLF, LF or CR (sse.Lines).
 func ssePayloads(b []byte) [][]byte {
 	var out [][]byte
 	var cur []byte
@@ -53,20 +57,12 @@ func ssePayloads(b []byte) [][]byte {
 		}
 		cur, has = nil, false
 	}
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
+	for line := range sse.Lines(b) {
 		if len(line) == 0 {
 			flush()
 			continue
 		}
-		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			v = bytes.TrimPrefix(v, []byte(" "))
+		if name, v := sse.Field(line); string(name) == "data" {
 			if has {
 				cur = append(append(cur, '\n'), v...)
 			} else {

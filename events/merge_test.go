@@ -2,11 +2,12 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
 
-func sse(events ...string) []byte {
+func sseBody(events ...string) []byte {
 	var b strings.Builder
 	for _, e := range events {
 		b.WriteString("data: " + e + "\n\n")
@@ -16,7 +17,7 @@ func sse(events ...string) []byte {
 }
 
 func TestMergeChatChunksWithToolCalls(t *testing.T) {
-	body := sse(
+	body := sseBody(
 		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}`,
 		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null},{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]}`,
 		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"},{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}},{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`,
@@ -72,6 +73,36 @@ func TestMergeChatChunksWithToolCalls(t *testing.T) {
 	}
 }
 
+// TestMergeLineEnds: a stream merges into the same object whichever line
+// ends upstream used (CRLF, LF or CR, the ones SSE allows, also mixed),
+// with a data field split over two lines, a keep-alive, or truncated.
+func TestMergeLineEnds(t *testing.T) {
+	first := []string{`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o",`, `"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`}
+	second := `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}`
+	want, ok := MergeStream(sseBody(first[0]+first[1], second))
+	if !ok || !strings.Contains(string(want), `"content":"Hello"`) {
+		t.Fatalf("LF stream: %s", want)
+	}
+	for _, tc := range []struct{ name, eol, blank string }{
+		{"lf", "\n", "\n"},
+		{"crlf", "\r\n", "\r\n"},
+		{"cr", "\r", "\r"},
+		{"crlf then lf", "\r\n", "\n"},
+		{"lf then cr", "\n", "\r"},
+	} {
+		ev := func(lines ...string) string { return strings.Join(lines, tc.eol) + tc.eol + tc.blank }
+		body := ev("data: "+first[0]+first[1]) + ev("data: "+second) + ev("data: [DONE]")
+		multi := ev(": keep-alive") + ev("data: "+first[0], "data: "+first[1]) + ev("data: "+second)
+		truncated := ev("data: "+first[0]+first[1]) + "data: " + second
+		for _, b := range []string{body, multi, truncated} {
+			got, ok := MergeStream([]byte(b))
+			if !ok || string(got) != string(want) {
+				t.Errorf("%s: %q merged into %s (%v), want %s", tc.name, b, got, ok, want)
+			}
+		}
+	}
+}
+
 func TestMergeResponsesStream(t *testing.T) {
 	body := []byte("event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"output\":[]}}\n\n" +
 		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n" +
@@ -98,7 +129,7 @@ func TestMergeResponsesStream(t *testing.T) {
 }
 
 func TestMergeTextCompletion(t *testing.T) {
-	body := sse(
+	body := sseBody(
 		`{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"Hello","index":0,"logprobs":null,"finish_reason":null}]}`,
 		`{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct","choices":[{"text":" world","index":0,"logprobs":null,"finish_reason":"length"}]}`,
 	)
@@ -129,4 +160,35 @@ func FuzzMergeStream(f *testing.F) {
 			t.Fatalf("invalid JSON %s", out)
 		}
 	})
+}
+
+func BenchmarkMergeStream(b *testing.B) {
+	var chunks []string
+	for i := range 100 {
+		chunks = append(chunks, fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"token%d "},"finish_reason":null}]}`, i))
+	}
+	chunks = append(chunks, `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":100,"total_tokens":109}}`)
+	body := sseBody(chunks...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := MergeStream(body); !ok {
+			b.Fatal("not merged")
+		}
+	}
+}
+
+func BenchmarkSSEPayloads(b *testing.B) {
+	var chunks []string
+	for i := range 100 {
+		chunks = append(chunks, fmt.Sprintf(`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"token%d "}}]}`, i))
+	}
+	body := sseBody(chunks...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(ssePayloads(body)); n != 100 {
+			b.Fatalf("%d payloads", n)
+		}
+	}
 }
