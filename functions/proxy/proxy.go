@@ -402,7 +402,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, status int, err err
 	if st != nil {
 		st.info.ErrorCode = llmproxy.ErrorCode(err)
 	}
-	web.Surface{Render: web.OpenAIJSON, Log: p.log}.FailStatus(w, r, status, err)
+	web.FailOpenAI(w, r, p.log, status, err)
 }
 
 // finish runs once per request after the response ended: usage, limiter

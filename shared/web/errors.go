@@ -120,7 +120,15 @@ type OpenAIErrorDetail struct {
 // WriteOpenAIError writes err in OpenAI's error shape with the status of its
 // kind, and logs the internal cause once (Surface{OpenAIJSON, log}.Fail).
 func WriteOpenAIError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	Surface{Render: OpenAIJSON, Log: log}.Fail(w, r, err)
+	FailOpenAI(w, r, log, StatusOf(err), err)
+}
+
+// FailOpenAI is Surface{Render: OpenAIJSON, Log: log}.FailStatus called
+// directly: the proxy's refusal path, where the indirect call through
+// Render would move each refused request to the heap.
+func FailOpenAI(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
+	LogFailure(r, log, status, err)
+	renderOpenAIJSON(w, r, status, err)
 }
 
 func renderOpenAIJSON(w http.ResponseWriter, _ *http.Request, status int, err error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -162,3 +163,37 @@ func TestFailureLevelPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestFailOpenAI: the proxy's direct path answers and logs as the OpenAI
+// surface does, and costs no allocation beyond the body's own (the request
+// stays where its caller put it).
+func TestFailOpenAI(t *testing.T) {
+	for _, f := range failures {
+		want, wantLogs := serveFailure(t, OpenAIJSON, f.err)
+		var logs bytes.Buffer
+		rec := httptest.NewRecorder()
+		FailOpenAI(rec, httptest.NewRequest("PATCH", "/manage/projects/p1", nil),
+			slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), f.status, f.err)
+		if rec.Code != want.Code || rec.Body.String() != want.Body.String() || strings.Count(logs.String(), "\n") != len(wantLogs) {
+			t.Errorf("%s: %d %s, logged %q; the surface: %d %s", f.name, rec.Code, rec.Body, logs.String(), want.Code, want.Body)
+		}
+	}
+	w := discardWriter{http.Header{}}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	u := httptest.NewRequest("POST", "/v1/chat/completions", nil).URL
+	err := llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeInvalidToken, "invalid token")
+	body := testing.AllocsPerRun(100, func() { WriteOpenAIBody(w, 401, llmproxy.ErrorCode(err), llmproxy.ErrorMessage(err)) })
+	fail := testing.AllocsPerRun(100, func() {
+		r := http.Request{Method: "POST", URL: u}
+		FailOpenAI(w, &r, log, 401, err)
+	})
+	if fail != body {
+		t.Errorf("FailOpenAI: %v allocations, the body alone %v", fail, body)
+	}
+}
+
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}
