@@ -6,11 +6,13 @@ package proxy
 // real Validator and the in-memory limiter.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -373,15 +375,72 @@ func conformErrors(t *testing.T, h *harness, env *realEnv, validator *tokens.Val
 
 func storeProjectOff(off *bool) store.ProjectUpdate { return store.ProjectUpdate{IsActive: off} }
 
-// TestFiveMinuteStream streams for five minutes through server deadlines
-// of one second: a long completion is never cut. It mostly waits, so it runs
-// in parallel with the rest of the suite.
-func TestFiveMinuteStream(t *testing.T) {
+// TestLongStreamOutlivesServerDeadlines: a completion that streams for many
+// times every deadline of the server it runs on is never cut. The server's
+// read, write, read-header and idle timeouts, the upstream's response-header
+// timeout and the API's request timeout are all one short deadline; the
+// upstream pauses 2.5 deadlines before every event, so each pause crosses
+// them all, and keep-alive comments fill the pauses. Without the proxy
+// clearing the connection's deadlines, the first pause ends the stream.
+func TestLongStreamOutlivesServerDeadlines(t *testing.T) {
 	t.Parallel()
-	const events, gap = 60, 5 * time.Second
-	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: events, ChunkDelay: gap}, writeTimout: time.Second})
-	arrivals := streamArrivals(t, h, events)
-	if d := arrivals[len(arrivals)-1].Sub(arrivals[0]); d < 4*time.Minute {
-		t.Fatalf("stream lasted %v", d)
+	const (
+		deadline = 300 * time.Millisecond
+		gap      = deadline * 5 / 2
+		chunks   = 4 // + role, finish and usage events: 7 pauses, 17 deadlines
+	)
+	h := newHarness(t, harnessOpts{
+		mock:     mockopenai.Options{Chunks: chunks, ChunkDelay: gap},
+		deadline: deadline,
+		cfg: func(c *config.Proxy) {
+			c.StreamKeepAlive = deadline / 2
+			c.UpstreamResponseHeaderTimeout = deadline
+		},
+		api: "apis:\n  openai:\n    base_url: https://replaced\n    allowed_endpoints: [/v1/chat/completions]\n" +
+			"    allowed_methods: [POST]\n    timeouts:\n      request: " + deadline.String() + "\n",
+	})
+	req, _ := http.NewRequest("POST", h.srv.URL+"/v1/chat/completions", strings.NewReader(
+		`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"x"}]}`))
+	req.Header.Set("Authorization", "Bearer "+goodToken)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var events, keepAlives, crossed int
+	last, done := start, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == ": keep-alive":
+			keepAlives++
+		case strings.HasPrefix(line, "data: "):
+			events++
+			now := time.Now()
+			if now.Sub(last) > deadline {
+				crossed++
+			}
+			last = now
+			done = line == "data: [DONE]"
+		}
+	}
+	if err := sc.Err(); err != nil || !done {
+		t.Fatalf("stream cut after %d events and %d keep-alives, %v in: %v", events, keepAlives, time.Since(start), err)
+	}
+	if events != chunks+3 { // role, content, finish, [DONE]; usage stripped
+		t.Fatalf("%d events, want %d", events, chunks+3)
+	}
+	if lasted := time.Since(start); lasted < 12*deadline {
+		t.Fatalf("stream lasted %v, want at least 12 deadlines of %v", lasted, deadline)
+	}
+	// Each pause crossed the deadlines, and the client saw the proxy keep it
+	// alive; a loaded machine may bunch a few events.
+	if crossed < chunks {
+		t.Fatalf("only %d of %d events came more than a deadline after the one before", crossed, events)
+	}
+	if keepAlives < chunks+3 {
+		t.Fatalf("%d keep-alive comments in %d pauses of %v, want one per pause at least", keepAlives, chunks+3, gap)
 	}
 }

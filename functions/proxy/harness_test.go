@@ -119,16 +119,16 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	auth        Authenticator
-	mock        mockopenai.Options
-	cfg         func(*config.Proxy)
-	api         string // YAML; "" = built-in default
-	limiter     ratelimit.Limiter
-	settler     *ratelimit.Settler
-	cache       func(http.Handler) http.Handler
-	writeTimout time.Duration // server WriteTimeout (0 = none)
-	transport   http.RoundTripper
-	events      EventSink // nil: the harness's eventRecorder
+	auth      Authenticator
+	mock      mockopenai.Options
+	cfg       func(*config.Proxy)
+	api       string // YAML; "" = built-in default
+	limiter   ratelimit.Limiter
+	settler   *ratelimit.Settler
+	cache     func(http.Handler) http.Handler
+	deadline  time.Duration // the server's read, write, read-header and idle timeouts (0 = none)
+	transport http.RoundTripper
+	events    EventSink // nil: the harness's eventRecorder
 }
 
 func testConfig() config.Proxy {
@@ -183,8 +183,8 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	mux.Handle("GET /metrics", h.proxy.Metrics().MetricsHandler())
 	mux.Handle("GET /metrics/json", h.proxy.Metrics().JSONMetricsHandler())
 	srv := httptest.NewUnstartedServer(web.Chain(log, mux))
-	srv.Config.WriteTimeout = o.writeTimout
-	srv.Config.ReadTimeout = o.writeTimout
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = o.deadline, o.deadline
+	srv.Config.ReadHeaderTimeout, srv.Config.IdleTimeout = o.deadline, o.deadline
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h.srv = srv

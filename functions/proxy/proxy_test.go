@@ -535,9 +535,10 @@ func TestProgressiveStreamAndLongStream(t *testing.T) {
 	// them. The mock paces 12 events 250 ms apart (3 s in all) while the
 	// server's WriteTimeout and ReadTimeout are 1 s: without the proxy
 	// clearing both deadlines the stream is cut after 1 s (4 events).
-	// TestFiveMinuteStream does the same for five minutes.
+	// TestLongStreamOutlivesServerDeadlines crosses every server deadline
+	// many times, with pauses longer than them.
 	const events, gap = 12, 250 * time.Millisecond
-	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: events, ChunkDelay: gap}, writeTimout: time.Second})
+	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: events, ChunkDelay: gap}, deadline: time.Second})
 	arrivals := streamArrivals(t, h, events)
 	spread := arrivals[len(arrivals)-1].Sub(arrivals[0])
 	if spread < time.Duration(events-2)*gap {
