@@ -10,6 +10,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,6 +139,12 @@ func TestProxyServiceIsStreamingSafe(t *testing.T) {
 	if err := yaml.UnmarshalStrict(raw[bytes.Index(raw, []byte("apiVersion")):], &svc); err != nil {
 		t.Fatal(err)
 	}
+	checkStreamingSafe(t, &svc)
+}
+
+// checkStreamingSafe checks the proxy Service's timers, scale and port.
+func checkStreamingSafe(t *testing.T, svc *servingv1.Service) {
+	t.Helper()
 	spec := svc.Spec.Template.Spec
 	if spec.TimeoutSeconds == nil || *spec.TimeoutSeconds < 600 {
 		t.Errorf("timeoutSeconds must allow long streams, got %v", spec.TimeoutSeconds)
@@ -145,8 +152,8 @@ func TestProxyServiceIsStreamingSafe(t *testing.T) {
 	if spec.ResponseStartTimeoutSeconds == nil || spec.IdleTimeoutSeconds == nil {
 		t.Error("responseStartTimeoutSeconds and idleTimeoutSeconds must be set")
 	}
-	if got := svc.Spec.Template.Annotations["autoscaling.knative.dev/min-scale"]; got != "1" {
-		t.Errorf("proxy min-scale = %q, want 1", got)
+	if got, err := strconv.Atoi(svc.Spec.Template.Annotations["autoscaling.knative.dev/min-scale"]); err != nil || got < 1 {
+		t.Errorf("proxy min-scale = %d (%v), want at least 1 (no cold start on the hot path)", got, err)
 	}
 	if p := spec.Containers[0].Ports; len(p) != 1 || p[0].Name != "http1" {
 		t.Errorf("proxy must expose exactly one http1 port, got %+v", p)
@@ -183,8 +190,10 @@ type httpRoute struct {
 	Metadata   metav1.ObjectMeta `json:"metadata"`
 	Spec       struct {
 		ParentRefs []struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace,omitempty"`
+			Name        string `json:"name"`
+			Namespace   string `json:"namespace,omitempty"`
+			SectionName string `json:"sectionName,omitempty"`
+			Port        int    `json:"port,omitempty"`
 		} `json:"parentRefs"`
 		Hostnames []string `json:"hostnames"`
 		Rules     []struct {
