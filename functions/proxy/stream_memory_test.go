@@ -62,18 +62,31 @@ const streamMemoryTarget = "LLMPROXY_STREAM_MEMORY_TARGET"
 // and then waits, and the process's live heap, goroutine stacks and
 // goroutines are compared with the same streams opened to the upstream
 // directly and through a bare httputil.ReverseProxy. Each target runs in a
-// fresh process (the runtime keeps stacks and heap of earlier goroutines).
+// fresh process (the runtime keeps stacks and heap of earlier goroutines);
+// the three run at once, each measuring only itself.
 func TestStreamMemory(t *testing.T) {
 	if target := os.Getenv(streamMemoryTarget); target != "" {
 		reportStreamCost(t, target)
 		return
 	}
-	costs := map[string]streamCost{}
-	for _, target := range []string{"direct", "bare", "proxy"} {
-		costs[target] = measureInChild(t, target)
+	targets := []string{"direct", "bare", "proxy"}
+	costs := make([]streamCost, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		wg.Go(func() { costs[i], errs[i] = measureInChild(target) })
 	}
-	bare := costs["bare"].minus(costs["direct"])
-	proxy := costs["proxy"].minus(costs["direct"])
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	bare := costs[1].minus(costs[0])
+	proxy := costs[2].minus(costs[0])
 	t.Logf("per stream, beyond the upstream and the client: bare reverse proxy %v; proxy %v", bare, proxy)
 	if proxy.Heap > maxStreamHeap {
 		t.Errorf("an open stream holds %.1f KiB of heap in the proxy, want at most %d KiB", proxy.Heap/1024, maxStreamHeap>>10)
@@ -86,31 +99,32 @@ func TestStreamMemory(t *testing.T) {
 	}
 }
 
-func measureInChild(t *testing.T, target string) streamCost {
-	t.Helper()
-	// A child that hangs is killed and reported with what it printed, not
-	// left to the suite's timeout.
+// measureInChild runs this test binary again to measure target. A child
+// that hangs is killed and reported with what it printed, not left to the
+// suite's timeout.
+func measureInChild(target string) (streamCost, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamMemory$", "-test.v")
-	cmd.Env = append(os.Environ(), streamMemoryTarget+"="+target)
+	// A race-built child would otherwise sleep a second before it exits.
+	cmd.Env = append(os.Environ(), streamMemoryTarget+"="+target, "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("%s: the child did not finish within %v\n%s", target, childTimeout, out)
+		return streamCost{}, fmt.Errorf("%s: the child did not finish within %v\n%s", target, childTimeout, out)
 	}
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", target, err, out)
+		return streamCost{}, fmt.Errorf("%s: %w\n%s", target, err, out)
 	}
 	_, line, ok := bytes.Cut(out, []byte("STREAMCOST "))
 	if !ok {
-		t.Fatalf("%s: no result in the output:\n%s", target, out)
+		return streamCost{}, fmt.Errorf("%s: no result in the output:\n%s", target, out)
 	}
 	line, _, _ = bytes.Cut(line, []byte("\n"))
 	var c streamCost
 	if err := json.Unmarshal(line, &c); err != nil {
-		t.Fatalf("%s: %v: %s", target, err, line)
+		return streamCost{}, fmt.Errorf("%s: %w: %s", target, err, line)
 	}
-	return c
+	return c, nil
 }
 
 // memoryStreams is how many streams a child opens at once.
