@@ -158,7 +158,7 @@ func benchProxy(b *testing.B, upstreamURL string) (http.Handler, string) {
 		Config: cfg, API: api,
 		Auth:    tokens.NewValidator(env.store, env.keyring, tokens.ValidatorOptions{}),
 		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}),
-		Usage:   newUsageRecorder(), Counter: sharedCounter(), Cache: cache.Middleware,
+		Usage:   newUsageRecorder(), Counter: sharedCounter(), Cache: cache,
 		Events: discardSink{}, Log: log,
 	})
 	if err != nil {

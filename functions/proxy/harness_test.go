@@ -125,10 +125,11 @@ type harnessOpts struct {
 	api       string // YAML; "" = built-in default
 	limiter   ratelimit.Limiter
 	settler   *ratelimit.Settler
-	cache     func(http.Handler) http.Handler
+	cache     Cache
 	deadline  time.Duration // the server's read, write, read-header and idle timeouts (0 = none)
 	transport http.RoundTripper
-	events    EventSink // nil: the harness's eventRecorder
+	events    EventSink    // nil: the harness's eventRecorder
+	log       *slog.Logger // the proxy's and the access log's; nil: discard
 }
 
 func testConfig() config.Proxy {
@@ -166,7 +167,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	h := &harness{mock: mock, events: &eventRecorder{ch: make(chan llmproxy.RequestInfo, 1024)},
 		usage: newUsageRecorder()}
-	log := slog.New(slog.DiscardHandler)
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var sink EventSink = h.events
 	if o.events != nil {
 		sink = o.events

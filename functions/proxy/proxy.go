@@ -27,6 +27,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
 	"github.com/llm-proxy/llm-proxy/shared/tokens"
@@ -46,6 +47,14 @@ type Authenticator interface {
 // must not block.
 type UsageRecorder interface {
 	Record(tokenID, projectID string, cacheHit bool, promptTokens, completionTokens int64)
+}
+
+// Cache is the response cache around the upstream call (*httpcache.Cache
+// satisfies it, a nil one too: it only calls next). Serve answers r from the
+// cache or through next and returns the request's cache status
+// (llmproxy.CacheHit, CacheMiss, CacheStored, CacheBypass, or "").
+type Cache interface {
+	Serve(w http.ResponseWriter, r *http.Request, req httpcache.Request, next httpcache.Upstream) string
 }
 
 // EventSink receives every finished request, rejected ones included
@@ -73,8 +82,9 @@ type Deps struct {
 	// Counter estimates tokens (nil: a new one; call Warm on it in the
 	// background at start).
 	Counter *usage.Counter
-	// Cache wraps the upstream call (httpcache middleware); nil: no cache.
-	Cache func(http.Handler) http.Handler
+	// Cache answers from stored responses around the upstream call; nil:
+	// no cache.
+	Cache Cache
 	// Events receives finished requests; nil: none.
 	Events EventSink
 	// Metrics; nil: a new one (see (*Proxy).Metrics).
@@ -93,13 +103,17 @@ type Proxy struct {
 	settler   *ratelimit.Settler
 	usage     UsageRecorder
 	counter   *usage.Counter
+	cache     Cache
 	events    EventSink
 	metrics   *Metrics
 	log       *slog.Logger
-	upstream  http.Handler // the reverse proxy, wrapped by the cache layer
 	transport http.RoundTripper
-	// streamUpstream is upstream for streamed requests (small copy buffers).
-	streamUpstream http.Handler
+	// upstream calls upstream through the reverse proxy; streamUpstream is
+	// the same for streamed requests (small copy buffers).
+	upstream, streamUpstream httpcache.Upstream
+	// withIDs is the proxy inside web.WithRequestID, for a request served
+	// without it.
+	withIDs http.Handler
 }
 
 // Error codes of the proxy's own refusals (beyond llmproxy's).
@@ -126,7 +140,7 @@ func New(deps Deps) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg: deps.Config, api: deps.API, auth: deps.Auth, limiter: deps.Limiter, settler: deps.Settler,
-		usage: deps.Usage, counter: deps.Counter, events: deps.Events,
+		usage: deps.Usage, counter: deps.Counter, cache: deps.Cache, events: deps.Events,
 		metrics: deps.Metrics, log: deps.Log, transport: deps.Transport,
 	}
 	if p.limiter == nil {
@@ -156,8 +170,9 @@ func New(deps Deps) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	p.upstream = upstreamHandler(rp, deps.Cache)
-	p.streamUpstream = streamProxy(rp, deps.Cache)
+	p.upstream = upstreamCall(rp)
+	p.streamUpstream = upstreamCall(streamProxy(rp))
+	p.withIDs = web.WithRequestID(http.HandlerFunc(p.ServeHTTP))
 	return p, nil
 }
 
@@ -199,23 +214,22 @@ func stateFrom(ctx context.Context) *state {
 	return st
 }
 
-// ServeHTTP handles one /v1/* request.
+// ServeHTTP handles one /v1/* request. The request ids are web.WithRequestID's
+// (web.Chain): ours, echoed as X-Request-ID, and the client's own; served
+// without it, the proxy runs inside it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info := &llmproxy.RequestInfo{Method: r.Method, Path: r.URL.Path, Start: time.Now()}
-	if id := r.Header.Get(web.RequestIDHeader); web.SaneRequestID(id) {
-		info.ClientRequestID = id
+	ctx := r.Context()
+	id := web.RequestID(ctx)
+	if id == "" {
+		p.withIDs.ServeHTTP(w, r)
+		return
 	}
-	// Our own id: the outer middleware's, unless it merely kept the
-	// client's (the proxy's id must be unique: events are deduplicated by it).
-	info.RequestID = web.RequestID(r.Context())
-	if info.RequestID == "" || info.RequestID == info.ClientRequestID {
-		info.RequestID = web.NewRequestID()
+	info := &llmproxy.RequestInfo{
+		RequestID: id, ClientRequestID: web.ClientRequestID(ctx),
+		Method: r.Method, Path: r.URL.Path, Start: time.Now(),
 	}
-	w.Header().Set(web.RequestIDHeader, info.RequestID)
 	st := &state{info: info, endpoint: p.api.Endpoint(r.URL.Path)}
-	ctx := web.ContextWithRequestID(r.Context(), info.RequestID)
-	ctx = llmproxy.WithRequestInfo(context.WithValue(ctx, stateKey{}, st), info)
-	r = r.WithContext(ctx)
+	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 	rw := &respWriter{ResponseWriter: w, start: info.Start}
 	p.metrics.begin()
 	defer p.finish(rw, r, st)
@@ -297,20 +311,23 @@ func (p *Proxy) serve(w *respWriter, r *http.Request, st *state) {
 		_ = rc.SetWriteDeadline(time.Time{})
 		_ = rc.SetReadDeadline(time.Time{})
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	ctx := r.Context()
+	// The body, read once, reaches upstream through the state (rewrite)
+	// and the cache as an argument: the inbound request keeps none.
+	r.Body, r.ContentLength, r.GetBody = http.NoBody, 0, nil
 	if d := p.api.Timeouts.Request; d > 0 && !info.Stream {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
+		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	up := p.upstream
 	if info.Stream {
 		up = p.streamUpstream
 	}
-	up.ServeHTTP(w, r.WithContext(ctx))
+	if p.cache == nil {
+		up(w, r)
+		return
+	}
+	info.CacheStatus = p.cache.Serve(w, r, httpcache.Request{ProjectID: info.ProjectID, Stream: info.Stream, Body: body}, up)
 }
 
 // usageOptionEndpoint reports whether the endpoint accepts

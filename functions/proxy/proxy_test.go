@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/internal/mockopenai"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
 	"github.com/llm-proxy/llm-proxy/shared/tokens"
@@ -625,21 +627,135 @@ func TestMetricsHandlers(t *testing.T) {
 	}
 }
 
-func TestCacheLayerHit(t *testing.T) {
-	// A stand-in for the cache middleware: answers /v1/models itself.
-	cache := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			info := llmproxy.RequestInfoFrom(r.Context())
-			if r.URL.Path == "/v1/models" && info.ProjectID == "proj-1" {
-				info.CacheStatus = llmproxy.CacheHit
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = io.WriteString(w, `{"object":"list","data":[]}`)
-				return
+// hitCache is a stand-in for the response cache: it answers /v1/models of
+// proj-1 itself, passes the rest upstream, and records what it was given
+// and what its Upstream reported.
+type hitCache struct {
+	mu       sync.Mutex
+	req      httpcache.Request
+	complete bool
+}
+
+func (c *hitCache) Serve(w http.ResponseWriter, r *http.Request, req httpcache.Request, next httpcache.Upstream) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.req, c.complete = req, false
+	if r.URL.Path == "/v1/models" && req.ProjectID == "proj-1" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"list","data":[]}`)
+		return llmproxy.CacheHit
+	}
+	c.complete = next(w, r)
+	return llmproxy.CacheMiss
+}
+
+func (c *hitCache) last() (httpcache.Request, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.req, c.complete
+}
+
+// TestCacheArguments: the cache is given the project, the stream flag and
+// the body as upstream receives it, its Upstream reports whether upstream
+// answered in full, and the status it returns reaches the event.
+func TestCacheArguments(t *testing.T) {
+	const streamChat = `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	tests := []struct {
+		name     string
+		body     string
+		setup    func(*mockopenai.Server)
+		stream   bool
+		wantBody string
+		complete bool
+	}{
+		{"answer", chatBody, nil, false, chatBody, true},
+		{"stream (include_usage added)", streamChat, nil, true,
+			`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`, true},
+		{"upstream error", chatBody, func(m *mockopenai.Server) { m.Fail(&mockopenai.Failure{Status: 500, Message: "boom"}) }, false, chatBody, false},
+		{"interrupted stream", streamChat, func(m *mockopenai.Server) { m.AbortStreamsAfter(2) }, true, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cache := &hitCache{}
+			h := newHarness(t, harnessOpts{cache: cache})
+			if tt.setup != nil {
+				tt.setup(h.mock)
 			}
-			info.CacheStatus = llmproxy.CacheMiss
-			next.ServeHTTP(w, r)
+			h.do(t, "POST", "/v1/chat/completions", goodToken, tt.body, nil)
+			info := h.events.next(t)
+			req, complete := cache.last()
+			if req.ProjectID != "proj-1" || req.Stream != tt.stream || (tt.wantBody != "" && string(req.Body) != tt.wantBody) {
+				t.Fatalf("cache got %+v (body %s)", req, req.Body)
+			}
+			if complete != tt.complete {
+				t.Fatalf("upstream reported complete=%v, want %v", complete, tt.complete)
+			}
+			if info.CacheStatus != llmproxy.CacheMiss {
+				t.Fatalf("event cache status %q", info.CacheStatus)
+			}
 		})
 	}
+}
+
+// TestRequestIDs: our request id is in X-Request-ID, the client's own
+// X-Request-ID comes back as X-Client-Request-Id, on answers and refusals
+// alike; the access log line and the event carry both, upstream is sent
+// ours.
+func TestRequestIDs(t *testing.T) {
+	tests := []struct {
+		name, token string
+		status      int
+		event       bool
+	}{
+		{"answered", goodToken, 200, true},
+		{"refused", "bad-token", 401, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs testenv.Buffer
+			h := newHarness(t, harnessOpts{log: slog.New(slog.NewJSONHandler(&logs, nil))})
+			r := h.do(t, "POST", "/v1/chat/completions", tt.token, chatBody, map[string]string{"X-Request-ID": "client-id-1"})
+			if r.status != tt.status {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			ours := r.header.Get("X-Request-ID")
+			if len(ours) != 32 || ours == "client-id-1" {
+				t.Fatalf("X-Request-ID = %q, want an id of ours", ours)
+			}
+			if got := r.header.Get("X-Client-Request-Id"); got != "client-id-1" {
+				t.Fatalf("X-Client-Request-Id = %q, want the client's", got)
+			}
+			if tt.event {
+				info := h.events.next(t)
+				if info.RequestID != ours || info.ClientRequestID != "client-id-1" {
+					t.Fatalf("event ids %q, %q; want %q, client-id-1", info.RequestID, info.ClientRequestID, ours)
+				}
+				if hdr, _, _ := h.mock.LastRequest(); hdr.Get("X-Client-Request-Id") != ours {
+					t.Fatalf("upstream X-Client-Request-Id = %q, want ours %q", hdr.Get("X-Client-Request-Id"), ours)
+				}
+			}
+			// The line is written once the handler returned, which may be
+			// after the client read the answer.
+			var line map[string]any
+			for deadline := time.Now().Add(10 * time.Second); line == nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no access log line: %s", logs.String())
+				}
+				for l := range strings.Lines(logs.String()) {
+					if strings.Contains(l, `"msg":"http request"`) && json.Unmarshal([]byte(l), &line) != nil {
+						t.Fatalf("access log line %s", l)
+					}
+				}
+			}
+			if line["request_id"] != ours || line["client_request_id"] != "client-id-1" {
+				t.Fatalf("access log request_id %v, client_request_id %v; want %q, client-id-1", line["request_id"], line["client_request_id"], ours)
+			}
+		})
+	}
+}
+
+func TestCacheLayerHit(t *testing.T) {
+	cache := &hitCache{}
 	h := newHarness(t, harnessOpts{cache: cache})
 	r := h.do(t, "GET", "/v1/models", goodToken, "", nil)
 	if r.status != 200 || h.mock.Requests() != 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
 	"github.com/llm-proxy/llm-proxy/shared/web"
@@ -61,31 +62,35 @@ func newTransport(cfg config.Proxy, api *apiconfig.Provider) *http.Transport {
 // it, and one more read for response headers that do.
 const upstreamBufferSize = 2 << 10
 
-// upstreamHandler returns rp, wrapped by the cache layer when there is
-// one, writing through a streamWriter that the request's state keeps: the
-// keep-alive comments of a stream are written through it, between the
-// reverse proxy's own writes.
-func upstreamHandler(rp http.Handler, cache func(http.Handler) http.Handler) http.Handler {
-	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// upstreamCall is the call to upstream through rp, alone or as the cache's
+// Upstream. It writes through a streamWriter that the request's state keeps
+// (the keep-alive comments of a stream are written through it, between the
+// reverse proxy's own writes) and reports whether upstream's answer was
+// complete: no failure seen, a stream that ended as upstream ended it.
+func upstreamCall(rp http.Handler) httpcache.Upstream {
+	return func(w http.ResponseWriter, r *http.Request) bool {
 		sw := &streamWriter{ResponseWriter: w}
-		if st := stateFrom(r.Context()); st != nil {
+		st := stateFrom(r.Context())
+		if st != nil {
 			st.client = sw
 		}
 		rp.ServeHTTP(sw, r)
-	})
-	if cache != nil {
-		h = cache(h)
+		return st != nil && st.complete()
 	}
-	return h
 }
 
-// streamProxy is upstreamHandler for streamed requests: the same reverse
-// proxy copying with small pooled buffers (streamCopyBuffers) instead of
-// 32 KiB ones.
-func streamProxy(rp *httputil.ReverseProxy, cache func(http.Handler) http.Handler) http.Handler {
+// complete reports whether upstream answered in full: no error the proxy
+// saw, and a stream, if any, that was not interrupted.
+func (st *state) complete() bool {
+	return st.info.ErrorCode == "" && (st.stream == nil || !st.stream.interrupted())
+}
+
+// streamProxy is rp for streamed requests: the same reverse proxy copying
+// with small pooled buffers (streamCopyBuffers) instead of 32 KiB ones.
+func streamProxy(rp *httputil.ReverseProxy) *httputil.ReverseProxy {
 	s := *rp
 	s.BufferPool = streamCopyBuffers{}
-	return upstreamHandler(&s, cache)
+	return &s
 }
 
 // forwardHeaders are the request headers that reach upstream; everything

@@ -1,7 +1,6 @@
 package httpcache
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -82,12 +81,8 @@ const (
 	HeaderCacheKey    = "X-PROXY-CACHE-KEY" // only with Options.Debug
 )
 
-// maxKeyBody bounds the request body read for the key when the proxy did not
-// provide GetBody (the proxy bounds bodies itself with MAX_REQUEST_SIZE).
-const maxKeyBody = 32 << 20
-
-// Cache is the response cache middleware. A nil *Cache is a disabled cache:
-// Middleware returns next unchanged.
+// Cache is the response cache. A nil *Cache is a disabled cache: Serve
+// calls next and reports no status.
 type Cache struct {
 	backend    Backend
 	opts       Options
@@ -125,66 +120,64 @@ func (c *Cache) Close() error {
 	return c.closer.Close()
 }
 
-// Middleware wraps the upstream call. It expects a *llmproxy.RequestInfo in
-// the request context (ProjectID, Stream) and sets its CacheStatus. Without
-// a project the request bypasses the cache.
-func (c *Cache) Middleware(next http.Handler) http.Handler {
-	if c == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, next) })
+// Request is what the cache needs to know of a request beyond the HTTP
+// request itself (whose method, path, query and headers it reads).
+type Request struct {
+	// ProjectID scopes the key; without one the request bypasses the cache.
+	ProjectID string
+	// Stream: the client asked for a stream. Streamed and plain answers to
+	// the same request are cached apart.
+	Stream bool
+	// Body is the whole request body, as upstream receives it (part of the
+	// key).
+	Body []byte
 }
 
-func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	info := llmproxy.RequestInfoFrom(r.Context())
-	var projectID string
-	var stream bool
-	if info != nil {
-		projectID, stream = info.ProjectID, info.Stream
+// Upstream answers a request the cache does not: it writes the response to
+// w and reports whether that is upstream's complete answer. false (an
+// upstream failure or interrupted stream the caller saw) keeps the response
+// out of the cache, whatever its status says.
+type Upstream func(w http.ResponseWriter, r *http.Request) (complete bool)
+
+// Serve answers r from the cache, or through next, storing the answer when
+// it may be, and returns the request's cache status: llmproxy.CacheHit,
+// CacheMiss, CacheStored or CacheBypass (also sent as X-PROXY-CACHE). A nil
+// Cache calls next and returns "".
+func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, req Request, next Upstream) string {
+	if c == nil {
+		next(w, r)
+		return ""
 	}
-	p := c.requestPolicy(r, projectID)
+	p := c.requestPolicy(r, req.ProjectID)
 	if p.bypass != "" {
-		c.serveBypass(w, r, info, next, p.bypass)
-		return
+		c.serveBypass(w, r, next, p.bypass)
+		return llmproxy.CacheBypass
 	}
-	body, err := requestBody(r)
-	if err != nil {
-		c.serveBypass(w, r, info, next, "body")
-		return
-	}
-	base := baseKey(requestScope(projectID, r.Method, r.URL.Path, r.URL.RawQuery, body), stream)
+	base := baseKey(requestScope(req.ProjectID, r.Method, r.URL.Path, r.URL.RawQuery, req.Body), req.Stream)
 
 	fwd := "request" // the client asked to revalidate
 	if p.lookup {
-		e, key, f := c.lookup(r, base, stream, p)
+		e, key, f := c.lookup(r, base, req.Stream, p)
 		if e != nil {
 			c.hits.Add(1)
-			if info != nil {
-				info.CacheStatus = llmproxy.CacheHit
-			}
 			c.replay(w, r, e, key)
-			return
+			return llmproxy.CacheHit
 		}
 		fwd = f
 	}
 	c.misses.Add(1)
-	if info != nil {
-		info.CacheStatus = llmproxy.CacheMiss
-	}
-	cw := &captureWriter{ResponseWriter: w, c: c, r: r, pol: p, base: base, fwd: fwd, wantStream: stream}
-	next.ServeHTTP(cw, r)
+	cw := &captureWriter{ResponseWriter: w, c: c, r: r, pol: p, base: base, fwd: fwd, wantStream: req.Stream}
+	complete := next(cw, r)
 	// Reached only when next returned normally (an aborted copy panics
 	// with http.ErrAbortHandler and is never stored).
-	if c.finish(r, cw, info) && info != nil {
-		info.CacheStatus = llmproxy.CacheStored
+	if complete && c.finish(r, cw) {
+		return llmproxy.CacheStored
 	}
+	return llmproxy.CacheMiss
 }
 
-func (c *Cache) serveBypass(w http.ResponseWriter, r *http.Request, info *llmproxy.RequestInfo, next http.Handler, reason string) {
+func (c *Cache) serveBypass(w http.ResponseWriter, r *http.Request, next Upstream, reason string) {
 	c.bypasses.Add(1)
-	if info != nil {
-		info.CacheStatus = llmproxy.CacheBypass
-	}
 	h := w.Header()
 	status := c.opts.Name + "; fwd=bypass"
 	if c.opts.Debug {
@@ -192,40 +185,7 @@ func (c *Cache) serveBypass(w http.ResponseWriter, r *http.Request, info *llmpro
 	}
 	h.Set(HeaderCacheStatus, status)
 	h.Set(HeaderProxyCache, llmproxy.CacheBypass)
-	next.ServeHTTP(w, r)
-}
-
-// requestBody returns the request body without consuming it: through
-// GetBody when the proxy set it, else by reading it once and putting back a
-// re-readable copy.
-func requestBody(r *http.Request) ([]byte, error) {
-	if r.GetBody != nil {
-		rc, err := r.GetBody()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, maxKeyBody+1))
-	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxKeyBody+1))
-	if err != nil {
-		return nil, err
-	}
-	rest := r.Body
-	if len(b) > maxKeyBody {
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(b), rest), rest}
-		return nil, errors.New("request body too large to key")
-	}
-	rest.Close()
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	return b, nil
+	next(w, r)
 }
 
 // backendContext is ctx for a backend call: bounded by Options.Timeout
@@ -340,14 +300,11 @@ func addVary(h http.Header, name string) {
 }
 
 // finish stores the captured response when it is complete and storable.
-func (c *Cache) finish(r *http.Request, cw *captureWriter, info *llmproxy.RequestInfo) bool {
+func (c *Cache) finish(r *http.Request, cw *captureWriter) bool {
 	if !cw.wroteHeader || !cw.storable || cw.failed {
 		return false
 	}
 	if r.Context().Err() != nil { // client went away
-		return false
-	}
-	if info != nil && (info.ErrorCode != "" || info.Status == 499) { // proxy saw an upstream failure
 		return false
 	}
 	body := cw.buf

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -232,17 +233,12 @@ func TestRules(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				h := newHarness(t, bk, tc.opts)
 				for i, s := range tc.steps {
-					r := h.request(s.rq)
-					if s.rq.project == "-" {
-						llmproxy.RequestInfoFrom(r.Context()).ProjectID = ""
-					}
-					w := newRecorder()
-					h.h.ServeHTTP(w, r)
+					w, status := h.do(s.rq)
 					if got := w.Header().Get(HeaderProxyCache); got != s.want {
 						t.Fatalf("step %d: X-PROXY-CACHE %q, want %q (Cache-Status %q)", i, got, s.want, w.Header().Get(HeaderCacheStatus))
 					}
-					if got := llmproxy.RequestInfoFrom(r.Context()).CacheStatus; got != s.want {
-						t.Fatalf("step %d: info.CacheStatus %q, want %q", i, got, s.want)
+					if status != s.want {
+						t.Fatalf("step %d: Serve returned %q, want %q", i, status, s.want)
 					}
 				}
 				h.expectCalls(tc.calls)
@@ -417,8 +413,8 @@ func TestBrokenBackendIsAMiss(t *testing.T) {
 				if w.Code != http.StatusOK {
 					t.Fatalf("status %d", w.Code)
 				}
-				if i.CacheStatus != llmproxy.CacheMiss {
-					t.Fatalf("CacheStatus %q", i.CacheStatus)
+				if i != llmproxy.CacheMiss {
+					t.Fatalf("cache status %q", i)
 				}
 			}
 			h.expectCalls(2)
@@ -435,11 +431,33 @@ func TestBrokenBackendIsAMiss(t *testing.T) {
 	}
 }
 
+// TestIncompleteUpstreamNotStored: an answer its Upstream reports as
+// incomplete (the proxy saw upstream fail) is a miss and never stored,
+// although its status and headers would allow it.
+func TestIncompleteUpstreamNotStored(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, bk backendKind) {
+		h := newHarness(t, bk, Options{})
+		w, status := h.do(req{body: chatBody, header: withHeaders(optIn, "X-Test-Incomplete", "1")})
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+		if status != llmproxy.CacheMiss {
+			t.Fatalf("incomplete answer: Serve returned %q, want %q", status, llmproxy.CacheMiss)
+		}
+		w, status = h.do(req{body: chatBody, header: optIn})
+		expectStatus(t, w, status, llmproxy.CacheStored) // not a hit: nothing was stored
+		w, status = h.do(req{body: chatBody, header: optIn})
+		expectStatus(t, w, status, llmproxy.CacheHit)
+		h.expectCalls(2)
+	})
+}
+
 func TestNilCacheIsDisabled(t *testing.T) {
 	var c *Cache
-	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	if h := c.Middleware(next); h == nil {
-		t.Fatal("nil middleware")
+	called := false
+	next := func(http.ResponseWriter, *http.Request) bool { called = true; return true }
+	if status := c.Serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/models", nil), Request{ProjectID: "p"}, next); status != "" || !called {
+		t.Fatalf("nil cache: status %q, upstream called %v", status, called)
 	}
 	if _, err := c.Purge(context.Background(), PurgeRequest{All: true}); !errors.Is(err, llmproxy.ErrInvalid) {
 		t.Fatalf("purge on disabled cache: %v", err)

@@ -2,7 +2,6 @@ package httpcache
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
-	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
 // backendKind builds a backend for a test. clk is nil for Redis (real time).
@@ -93,13 +91,16 @@ func newUpstream(t *testing.T) *upstream {
 
 func (u *upstream) set(h http.HandlerFunc) { u.handler.Store(&h) }
 
-// harness is cache middleware in front of a reverse proxy to the upstream,
-// with an outer layer that plays the proxy's part (request id, CORS).
+// harness is the cache in front of a reverse proxy to the upstream, called
+// by an outer layer that plays the proxy's part: request id and CORS
+// headers, and the cache's Request from the test headers X-Project (none:
+// no project) and X-Stream.
 type harness struct {
 	t     *testing.T
 	c     *Cache
 	up    *upstream
-	h     http.Handler
+	h     http.Handler // serve, for real HTTP
+	rp    http.Handler
 	clock *testenv.Clock
 }
 
@@ -120,17 +121,33 @@ func newHarnessWith(t *testing.T, b Backend, opts Options, clk *testenv.Clock) *
 		FlushInterval: -1,
 		ErrorLog:      nil,
 	}
-	c := New(b, opts, nil)
-	inner := c.Middleware(rp)
-	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Request-ID", "proxy-"+r.Header.Get("X-Req"))
-		if o := r.Header.Get("Origin"); o != "" {
-			w.Header().Set("Access-Control-Allow-Origin", o)
-			w.Header().Add("Vary", "Origin")
-		}
-		inner.ServeHTTP(w, r)
-	})
-	return &harness{t: t, c: c, up: up, h: outer, clock: clk}
+	h := &harness{t: t, c: New(b, opts, nil), up: up, rp: rp, clock: clk}
+	h.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r) })
+	return h
+}
+
+// serve is the outer layer: it returns the cache status Serve reported.
+func (h *harness) serve(w http.ResponseWriter, r *http.Request) string {
+	w.Header().Set("X-Request-ID", "proxy-"+r.Header.Get("X-Req"))
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Add("Vary", "Origin")
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		h.t.Errorf("read request body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	req := Request{ProjectID: r.Header.Get("X-Project"), Stream: r.Header.Get("X-Stream") != "", Body: body}
+	return h.c.Serve(w, r, req, h.upstream)
+}
+
+// upstream is the Upstream of the harness: the reverse proxy, reporting a
+// complete answer unless the request says X-Test-Incomplete (as the proxy
+// does when it saw upstream fail).
+func (h *harness) upstream(w http.ResponseWriter, r *http.Request) bool {
+	h.rp.ServeHTTP(w, r)
+	return r.Header.Get("X-Test-Incomplete") == ""
 }
 
 // req describes one client request.
@@ -143,6 +160,7 @@ type req struct {
 	header  map[string]string
 }
 
+// request builds rq; project "-" is a request without a project.
 func (h *harness) request(rq req) *http.Request {
 	if rq.method == "" {
 		rq.method = http.MethodPost
@@ -154,26 +172,28 @@ func (h *harness) request(rq req) *http.Request {
 		rq.project = "proj-a"
 	}
 	r := httptest.NewRequest(rq.method, rq.path, strings.NewReader(rq.body))
-	b := []byte(rq.body)
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	if rq.body != "" {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range rq.header {
 		r.Header.Set(k, v)
 	}
-	info := &llmproxy.RequestInfo{ProjectID: rq.project, Stream: rq.stream, Method: rq.method, Path: rq.path}
-	return r.WithContext(llmproxy.WithRequestInfo(r.Context(), info))
+	if rq.project != "-" {
+		r.Header.Set("X-Project", rq.project)
+	}
+	if rq.stream {
+		r.Header.Set("X-Stream", "1")
+	}
+	return r
 }
 
 // do serves rq through the harness synchronously (the store happens before
-// it returns).
-func (h *harness) do(rq req) (*httptest.ResponseRecorder, *llmproxy.RequestInfo) {
+// it returns) and returns the response and the cache status.
+func (h *harness) do(rq req) (*httptest.ResponseRecorder, string) {
 	h.t.Helper()
-	r := h.request(rq)
 	w := httptest.NewRecorder()
-	h.h.ServeHTTP(w, r)
-	return w, llmproxy.RequestInfoFrom(r.Context())
+	status := h.serve(w, h.request(rq))
+	return w, status
 }
 
 // optIn is the client opt-in header of the original.
@@ -190,13 +210,15 @@ func withHeaders(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-func expectStatus(t *testing.T, w *httptest.ResponseRecorder, info *llmproxy.RequestInfo, want string) {
+// expectStatus checks the cache status of a response: its X-PROXY-CACHE
+// header and what Serve returned.
+func expectStatus(t *testing.T, w *httptest.ResponseRecorder, status, want string) {
 	t.Helper()
 	if got := w.Header().Get(HeaderProxyCache); got != want {
 		t.Fatalf("X-PROXY-CACHE = %q, want %q (Cache-Status %q, status %d, body %s)", got, want, w.Header().Get(HeaderCacheStatus), w.Code, w.Body)
 	}
-	if info != nil && info.CacheStatus != want {
-		t.Fatalf("info.CacheStatus = %q, want %q", info.CacheStatus, want)
+	if status != want {
+		t.Fatalf("Serve returned %q, want %q", status, want)
 	}
 }
 
@@ -217,10 +239,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
-
-func withInfo(r *http.Request, project string) context.Context {
-	return llmproxy.WithRequestInfo(r.Context(), &llmproxy.RequestInfo{ProjectID: project})
 }

@@ -158,18 +158,17 @@ func BenchmarkKey10KB(b *testing.B) {
 
 func BenchmarkMemoryHit(b *testing.B) {
 	c := New(NewMemory(64<<20, nil), Options{}, nil)
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	next := func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"object":"list","data":[{"embedding":[0.1,0.2,0.3]}]}`))
-	})
-	h := c.Middleware(next)
+		return true
+	}
 	body := []byte(`{"model":"text-embedding-3-small","input":"hello world"}`)
 	serve := func() *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", "/v1/embeddings", bytes.NewReader(body))
 		r.Header.Set("Cache-Control", "public, max-age=600")
-		r = r.WithContext(withInfo(r, "proj"))
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		c.Serve(w, r, Request{ProjectID: "proj", Body: body}, next)
 		return w
 	}
 	serve()

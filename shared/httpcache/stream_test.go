@@ -80,8 +80,7 @@ func TestStreamReplay(t *testing.T) {
 
 		r := h.request(req{body: streamBody, stream: true, header: optIn})
 		w := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
-		h.h.ServeHTTP(w, r)
-		expectStatus(t, w.ResponseRecorder, llmproxy.RequestInfoFrom(r.Context()), llmproxy.CacheHit)
+		expectStatus(t, w.ResponseRecorder, h.serve(w, r), llmproxy.CacheHit)
 		if !slices.Equal(w.writes, events) {
 			t.Fatalf("replayed events differ:\n got %q\nwant %q", w.writes, events)
 		}
@@ -98,7 +97,7 @@ func TestStreamReplay(t *testing.T) {
 
 		// a non-streamed request with the same path never gets the stream
 		w2, i2 := h.do(req{body: streamBody, stream: false, header: optIn})
-		if i2.CacheStatus == llmproxy.CacheHit {
+		if i2 == llmproxy.CacheHit {
 			t.Fatalf("non-stream request served a stream: %s", w2.Body)
 		}
 	})
@@ -181,9 +180,9 @@ func TestStreamStoredOverHTTP(t *testing.T) {
 		if resp.Header.Get(HeaderProxyCache) != llmproxy.CacheStored || string(got) != strings.Join(events, "") {
 			t.Fatalf("first response: %q %q", resp.Header.Get(HeaderProxyCache), got)
 		}
-		w, info := h.do(req{body: streamBody, stream: true, header: sameVariant})
-		if info.CacheStatus != llmproxy.CacheHit || w.Body.String() != strings.Join(events, "") {
-			t.Fatalf("complete stream not replayed: %q %q", info.CacheStatus, w.Body)
+		w, status := h.do(req{body: streamBody, stream: true, header: sameVariant})
+		if status != llmproxy.CacheHit || w.Body.String() != strings.Join(events, "") {
+			t.Fatalf("complete stream not replayed: %q %q", status, w.Body)
 		}
 		resp = h.post(t, srv.URL, context.Background())
 		got, _ = io.ReadAll(resp.Body)
@@ -202,8 +201,8 @@ func assertNotStored(t *testing.T, h *harness) {
 	t.Helper()
 	before := h.up.calls.Load()
 	h.up.set(sseUpstream(chunks(2, "fresh"), -1, nil))
-	w, info := h.do(req{body: streamBody, stream: true, header: sameVariant})
-	if info.CacheStatus == llmproxy.CacheHit {
+	w, status := h.do(req{body: streamBody, stream: true, header: sameVariant})
+	if status == llmproxy.CacheHit {
 		t.Fatalf("partial stream was stored and replayed: %q", w.Body)
 	}
 	if h.up.calls.Load() != before+1 {
@@ -211,14 +210,13 @@ func assertNotStored(t *testing.T, h *harness) {
 	}
 }
 
-// server serves the harness over real HTTP; the RequestInfo comes from the
-// X-Project header. done receives once per finished request.
+// server serves the harness over real HTTP (the requests of post). done
+// receives once per finished request.
 func (h *harness) server() (*httptest.Server, chan struct{}) {
 	done := make(chan struct{}, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { done <- struct{}{} }()
-		info := &llmproxy.RequestInfo{ProjectID: r.Header.Get("X-Project"), Stream: true}
-		h.h.ServeHTTP(w, r.WithContext(llmproxy.WithRequestInfo(r.Context(), info)))
+		h.h.ServeHTTP(w, r)
 	}))
 	srv.Config.ErrorLog = nil
 	h.t.Cleanup(srv.Close)
@@ -234,6 +232,7 @@ func (h *harness) post(t *testing.T, base string, ctx context.Context) *http.Res
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Cache-Control", "public, max-age=60")
 	r.Header.Set("X-Project", "proj-a")
+	r.Header.Set("X-Stream", "1")
 	r.Header.Set("Accept-Encoding", "identity") // same variant as sameVariant
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {

@@ -1,9 +1,6 @@
 package llmproxy
 
-import (
-	"context"
-	"time"
-)
+import "time"
 
 // Cache statuses of a proxied request (also the X-PROXY-CACHE values).
 const (
@@ -14,16 +11,17 @@ const (
 )
 
 // RequestInfo is what the proxy learns about one proxied request as it goes:
-// the authenticated token and project, the model, cache status, timing, usage
-// and bounded copies of the bodies. The proxy creates it at the start of a
-// request and stores it in the context; layers (cache, limits) fill in their
-// part; the event emitter reads it when the response has ended.
+// the ids, the authenticated token and project, the model, cache status,
+// timing, usage and bounded copies of the bodies. The proxy owns it: it
+// fills it in from what it decides and from what the layers it calls return
+// (the cache its status), and hands it to the event sink as an argument
+// when the response has ended.
 //
-// It is owned by the request's goroutine; layers must not keep it after the
-// request ends.
+// It belongs to the request's goroutine; a sink that keeps it past the
+// call copies it.
 type RequestInfo struct {
-	RequestID       string // the proxy's request id (echoed as X-Request-ID)
-	ClientRequestID string // the client's own X-Request-ID when it sent one
+	RequestID       string // our request id (X-Request-ID; the CloudEvent id)
+	ClientRequestID string // the client's own X-Request-ID when it sent a sane one (echoed as X-Client-Request-Id)
 	Method          string
 	Path            string
 	TokenID         string
@@ -49,17 +47,4 @@ type RequestInfo struct {
 	ResponseTruncated bool
 	// ResponseContentType is the upstream response's Content-Type.
 	ResponseContentType string
-}
-
-type requestInfoKey struct{}
-
-// WithRequestInfo stores info in ctx.
-func WithRequestInfo(ctx context.Context, info *RequestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, info)
-}
-
-// RequestInfoFrom returns the request's info, or nil outside the proxy.
-func RequestInfoFrom(ctx context.Context) *RequestInfo {
-	info, _ := ctx.Value(requestInfoKey{}).(*RequestInfo)
-	return info
 }
