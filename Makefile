@@ -25,12 +25,18 @@ build: ## Build bin/llm-proxy and one binary per function into bin/
 	  if [ -d functions/$$f/cmd ]; then CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/$$f ./functions/$$f/cmd || exit 1; fi; \
 	done
 
+# atexit_sleep_ms=0: the race runtime otherwise sleeps a second as every test
+# binary (one per package, and the children some tests start) exits.
 .PHONY: test
 test: ## Run the whole suite against real PostgreSQL, Redis and headless Chromium
 	./scripts/test-services.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	GORACE="atexit_sleep_ms=0 $$GORACE" $(GO) test -race -count=1 -timeout 15m ./...
 	@if [ -f knative/go.mod ]; then cd knative && $(GO) test -count=1 ./...; fi
+
+.PHONY: test-short
+test-short: ## Quick tier for the inner loop: go test -short, no services (skips what needs PostgreSQL, Redis, Chromium or built binaries)
+	$(GO) test -short ./...
 
 .PHONY: lint
 lint: ## go vet and a gofmt check

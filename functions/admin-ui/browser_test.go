@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/llm-proxy/llm-proxy/functions/admin-ui/uitest"
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
@@ -20,6 +21,7 @@ import (
 // it all in the audit list, fail a cross-origin form post, sign out. Screenshots of the
 // main pages go to $LLMPROXY_SCREENSHOT_DIR or testdata/screenshots.
 func TestBrowserWorkflow(t *testing.T) {
+	testenv.NeedsService(t, "headless Chromium")
 	srv := uitest.StartServer(t, uitest.Options{Base: "/admin"})
 	b := uitest.NewBrowser(t)
 	admin := srv.Admin("")

@@ -49,6 +49,7 @@ func TestMain(m *testing.M) {
 // "./local/cmd/llm-proxy") once per test run and returns its path.
 func binary(t testing.TB, pkg string) string {
 	t.Helper()
+	testenv.NeedsService(t, "the binaries it builds")
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := built[pkg]; ok {
