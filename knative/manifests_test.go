@@ -8,6 +8,7 @@ package knative
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -147,7 +148,7 @@ func checkStreamingSafe(t *testing.T, svc *servingv1.Service) {
 	t.Helper()
 	spec := svc.Spec.Template.Spec
 	if spec.TimeoutSeconds == nil || *spec.TimeoutSeconds < 600 {
-		t.Errorf("timeoutSeconds must allow long streams, got %v", spec.TimeoutSeconds)
+		t.Errorf("timeoutSeconds must allow long streams (600), got %s", fmtPtr(spec.TimeoutSeconds))
 	}
 	if spec.ResponseStartTimeoutSeconds == nil || spec.IdleTimeoutSeconds == nil {
 		t.Error("responseStartTimeoutSeconds and idleTimeoutSeconds must be set")
@@ -158,6 +159,13 @@ func checkStreamingSafe(t *testing.T, svc *servingv1.Service) {
 	if p := spec.Containers[0].Ports; len(p) != 1 || p[0].Name != "http1" {
 		t.Errorf("proxy must expose exactly one http1 port, got %+v", p)
 	}
+}
+
+func fmtPtr[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }
 
 // TestValidatorCatchesMistakes proves the validation is not vacuous.
