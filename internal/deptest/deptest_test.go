@@ -1,6 +1,10 @@
-// Package deptest enforces the import directions of DESIGN.md: local and the
-// function mains wire; functions use shared and events; no function imports
-// another; shared/llmproxy imports nothing of ours.
+// Package deptest enforces the import rules of docs/architecture.md: local
+// and the function mains wire; functions use shared and events; no function
+// imports another, the process runtime or the global configuration; nothing
+// under shared/ imports events or a function; events (the CloudEvents
+// contract) imports no configuration; store adapters never import the
+// migration runner; shared/llmproxy imports nothing of ours. A second test
+// checks what each deployable image links (go list -deps).
 package deptest
 
 import (
@@ -16,7 +20,11 @@ import (
 
 const module = "github.com/llm-proxy/llm-proxy/"
 
-type pkgImports map[string]map[string]bool // package dir → imported module-relative paths
+// pkgImports maps a package dir to the module-relative paths it imports;
+// the imports of its test files are under dir+testSuffix.
+type pkgImports map[string]map[string]bool
+
+const testSuffix = " (tests)"
 
 func scan(t *testing.T, root string) pkgImports {
 	t.Helper()
@@ -41,6 +49,9 @@ func scan(t *testing.T, root string) pkgImports {
 		}
 		rel, _ := filepath.Rel(root, filepath.Dir(path))
 		rel = filepath.ToSlash(rel)
+		if strings.HasSuffix(path, "_test.go") {
+			rel += testSuffix
+		}
 		if out[rel] == nil {
 			out[rel] = map[string]bool{}
 		}
@@ -71,17 +82,24 @@ func function(dir string) (name string, isMain bool, ok bool) {
 
 // violation returns why pkg must not import imp, or "".
 func violation(pkg, imp string) string {
+	fn, isMain, isFunction := function(strings.TrimSuffix(pkg, testSuffix))
 	switch {
 	case pkg == "shared/llmproxy":
 		return "shared/llmproxy imports only the standard library"
 	case strings.HasPrefix(imp, "local/") && !strings.HasPrefix(pkg, "local/") && pkg != "local":
 		return "only local/ may import local/"
-	case strings.HasPrefix(pkg, "shared/") || pkg == "events" || strings.HasPrefix(pkg, "events/"):
-		if strings.HasPrefix(imp, "functions/") {
-			return "shared/ and events/ must not import functions"
-		}
+	case strings.HasPrefix(pkg, "shared/") && (imp == "events" || strings.HasPrefix(imp, "events/")):
+		return "shared/ must not import events (announce domain changes through an interface)"
+	case (strings.HasPrefix(pkg, "shared/") || pkg == "events" || strings.HasPrefix(pkg, "events/")) && strings.HasPrefix(imp, "functions/"):
+		return "shared/ and events/ must not import functions"
+	case pkg == "events" && imp == "shared/config": // its tests may load a configuration
+		return "events is the CloudEvents contract: it takes options, not the configuration (events/eventsconfig maps it)"
+	case strings.HasPrefix(pkg, "shared/store/") && !strings.HasSuffix(pkg, testSuffix) && pkg != "shared/store/migrate" && imp == "shared/store/migrate":
+		return "store adapters never import the migration runner"
+	case isFunction && !isMain && imp == "shared/process":
+		return "a function is a handler; only its main (and local/) may use the process runtime"
 	}
-	if fn, isMain, ok := function(pkg); ok {
+	if isFunction {
 		if impFn, _, impIsFn := function(imp); impIsFn && impFn != fn && !isMain {
 			return "a function must not import another function"
 		}
@@ -121,6 +139,17 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"events", "functions/dispatcher", true},
 		{"functions/proxy", "local/app", true},
 		{"local/app", "functions/proxy", false},
+		{"shared/management", "events", true},
+		{"shared/bootstrap", "events/eventsconfig", true},
+		{"events", "shared/config", true},
+		{"events/eventsconfig", "shared/config", false},
+		{"events", "shared/llmproxy", false},
+		{"shared/store/postgres", "shared/store/migrate", true},
+		{"shared/store/migrate", "shared/store/postgres", false},
+		{"shared/store/postgres" + testSuffix, "shared/store/migrate", false}, // tests migrate their schema
+		{"functions/proxy", "shared/process", true},
+		{"functions/proxy/cmd", "shared/process", false},
+		{"local/app", "shared/process", false},
 	}
 	for _, tt := range tests {
 		if got := violation(tt.pkg, tt.imp) != ""; got != tt.bad {
