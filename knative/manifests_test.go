@@ -130,6 +130,28 @@ func TestManifestsValidate(t *testing.T) {
 	}
 }
 
+// TestManifestsKeepPodSecurity holds the manifests' workloads to the chart's
+// pod security rules (a numeric runAsUser included: the image's user is a
+// name, which the kubelet cannot verify as non-root).
+func TestManifestsKeepPodSecurity(t *testing.T) {
+	var r rendering
+	for _, d := range documents(t) {
+		o, err := decode(d.raw, false)
+		if err != nil {
+			if d.meta.Kind != "Secret" && d.meta.Kind != "ConfigMap" {
+				t.Errorf("%s[%d]: %v", d.file, d.index, err)
+			}
+			continue
+		}
+		o.source = d.file
+		r.objects = append(r.objects, o)
+	}
+	if len(r.workloads()) < 8 {
+		t.Fatalf("%d workloads in the manifests, want 8", len(r.workloads()))
+	}
+	checkPodSecurity(t, &r)
+}
+
 // TestProxyServiceIsStreamingSafe pins the settings a streaming proxy needs.
 func TestProxyServiceIsStreamingSafe(t *testing.T) {
 	raw, err := os.ReadFile("proxy.yaml")
