@@ -123,7 +123,7 @@ func TestManifestsValidate(t *testing.T) {
 			t.Errorf("%s[%d] %s: %v", d.file, d.index, d.meta.Kind, err)
 		}
 	}
-	for kind, min := range map[string]int{"Service": 7, "Broker": 1, "Trigger": 3, "SinkBinding": 3, "Job": 1, "HTTPRoute": 1} {
+	for kind, min := range map[string]int{"Service": 7, "Broker": 1, "Trigger": 3, "SinkBinding": 4, "Job": 1, "HTTPRoute": 1} {
 		if kinds[kind] < min {
 			t.Errorf("want at least %d %s manifests, found %d", min, kind, kinds[kind])
 		}
