@@ -31,6 +31,7 @@ build: ## Build bin/llm-proxy and one binary per function into bin/
 test: ## Run the whole suite against real PostgreSQL, Redis and headless Chromium
 	./scripts/test-services.sh
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory generate-check
 	GORACE="atexit_sleep_ms=0 $$GORACE" $(GO) test -race -count=1 -timeout 15m ./...
 	@if [ -f knative/go.mod ]; then cd knative && $(GO) test -count=1 ./...; fi
 
@@ -47,6 +48,18 @@ lint: ## go vet and a gofmt check
 generate: ## Regenerate templ components and the README configuration table
 	$(TEMPL) generate -path templates
 	$(GO) run ./shared/config/cmd/configdoc -readme README.md
+
+# generate-check regenerates into a scratch copy, so it never touches the tree.
+.PHONY: generate-check
+generate-check: ## Fail when a generated file (templ components, the README configuration table) is stale
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp -r templates "$$tmp/templates" && cp README.md "$$tmp/README.md" && \
+	$(TEMPL) generate -path "$$tmp/templates" >/dev/null 2>&1 && \
+	$(GO) run ./shared/config/cmd/configdoc -readme "$$tmp/README.md" && \
+	if ! diff -r templates "$$tmp/templates" >/dev/null || ! diff -q README.md "$$tmp/README.md" >/dev/null; then \
+	  echo "generated files are stale (diff below): run make generate and commit the result"; \
+	  diff -r templates "$$tmp/templates"; diff README.md "$$tmp/README.md"; exit 1; \
+	fi
 
 .PHONY: bench
 bench: ## Benchmarks: Go micro-benchmarks and the end-to-end load comparison (see docs/performance.md)
