@@ -216,6 +216,10 @@ apis:
 	if r.header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatal("credentials allowed")
 	}
+	// A browser may read both request ids.
+	if exp := r.header.Get("Access-Control-Expose-Headers"); !strings.Contains(exp, "X-Request-ID") || !strings.Contains(exp, "X-Client-Request-Id") {
+		t.Fatalf("Access-Control-Expose-Headers = %q", exp)
+	}
 }
 
 // waitUnattributed waits until llm_proxy_unattributed_requests_total of

@@ -301,7 +301,7 @@ func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request, st *state) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-const exposeHeaders = "X-Request-ID, X-Upstream-Request-Id, X-PROXY-CACHE, Retry-After, " +
+const exposeHeaders = "X-Request-ID, X-Client-Request-Id, X-Upstream-Request-Id, X-PROXY-CACHE, Retry-After, " +
 	"X-Ratelimit-Limit-Requests, X-Ratelimit-Remaining-Requests, X-Ratelimit-Reset-Requests, " +
 	"X-Ratelimit-Limit-Tokens, X-Ratelimit-Remaining-Tokens, X-Ratelimit-Reset-Tokens"
 

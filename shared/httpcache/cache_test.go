@@ -20,7 +20,7 @@ const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"h
 func TestHitNeverReachesUpstream(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, bk backendKind) {
 		h := newHarness(t, bk, Options{})
-		w1, i1 := h.do(req{body: chatBody, header: optIn})
+		w1, i1 := h.do(req{body: chatBody, header: withHeaders(optIn, "X-Req", "first")})
 		expectStatus(t, w1, i1, llmproxy.CacheStored)
 		if got := w1.Header().Get(HeaderCacheStatus); got != "llm-proxy; fwd=uri-miss; stored" {
 			t.Fatalf("Cache-Status on store = %q", got)
@@ -37,6 +37,9 @@ func TestHitNeverReachesUpstream(t *testing.T) {
 			// Request-specific headers are the proxy's, never replayed.
 			if got := w.Header().Get("X-Request-ID"); got != "proxy-second" {
 				t.Fatalf("X-Request-ID on hit = %q", got)
+			}
+			if got := w.Header().Get("X-Client-Request-Id"); got != "client-second" {
+				t.Fatalf("X-Client-Request-Id on hit = %q, want this client's", got)
 			}
 			for _, hd := range []string{"Set-Cookie", "X-Ratelimit-Remaining-Requests", "Date"} {
 				if v := w.Header().Get(hd); v != "" {

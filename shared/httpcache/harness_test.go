@@ -92,8 +92,8 @@ func newUpstream(t *testing.T) *upstream {
 func (u *upstream) set(h http.HandlerFunc) { u.handler.Store(&h) }
 
 // harness is the cache in front of a reverse proxy to the upstream, called
-// by an outer layer that plays the proxy's part: request id and CORS
-// headers, and the cache's Request from the test headers X-Project (none:
+// by an outer layer that plays the proxy's part: request id (from X-Req) and
+// CORS headers, and the cache's Request from the test headers X-Project (none:
 // no project) and X-Stream.
 type harness struct {
 	t     *testing.T
@@ -129,6 +129,9 @@ func newHarnessWith(t *testing.T, b Backend, opts Options, clk *testenv.Clock) *
 // serve is the outer layer: it returns the cache status Serve reported.
 func (h *harness) serve(w http.ResponseWriter, r *http.Request) string {
 	w.Header().Set("X-Request-ID", "proxy-"+r.Header.Get("X-Req"))
+	if id := r.Header.Get("X-Req"); id != "" {
+		w.Header().Set("X-Client-Request-Id", "client-"+id)
+	}
 	if o := r.Header.Get("Origin"); o != "" {
 		w.Header().Set("Access-Control-Allow-Origin", o)
 		w.Header().Add("Vary", "Origin")

@@ -217,6 +217,7 @@ var notStored = map[string]bool{
 	"Set-Cookie":            true,
 	"Set-Cookie2":           true,
 	"X-Request-Id":          true,
+	"X-Client-Request-Id":   true,
 	"Request-Id":            true,
 	"X-Upstream-Request-Id": true,
 	"Retry-After":           true,
