@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
@@ -18,15 +17,15 @@ import (
 // TestRequestCompletedJSON checks it against json.Marshal, field by field.
 func (d *RequestCompleted) appendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `{"request_id":`...)
-	dst = appendGoString(dst, d.RequestID)
+	dst = jsonscan.AppendString(dst, d.RequestID)
 	if d.ClientRequestID != "" {
 		dst = append(dst, `,"client_request_id":`...)
-		dst = appendGoString(dst, d.ClientRequestID)
+		dst = jsonscan.AppendString(dst, d.ClientRequestID)
 	}
 	dst = append(dst, `,"method":`...)
-	dst = appendGoString(dst, d.Method)
+	dst = jsonscan.AppendString(dst, d.Method)
 	dst = append(dst, `,"path":`...)
-	dst = appendGoString(dst, d.Path)
+	dst = jsonscan.AppendString(dst, d.Path)
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(d.Status), 10)
 	for _, f := range [...]struct{ name, v string }{
@@ -34,14 +33,14 @@ func (d *RequestCompleted) appendJSON(dst []byte) ([]byte, bool) {
 	} {
 		if f.v != "" {
 			dst = append(dst, f.name...)
-			dst = appendGoString(dst, f.v)
+			dst = jsonscan.AppendString(dst, f.v)
 		}
 	}
 	dst = append(dst, `,"stream":`...)
 	dst = strconv.AppendBool(dst, d.Stream)
 	if d.CacheStatus != "" {
 		dst = append(dst, `,"cache_status":`...)
-		dst = appendGoString(dst, d.CacheStatus)
+		dst = jsonscan.AppendString(dst, d.CacheStatus)
 	}
 	var ok bool
 	dst = append(dst, `,"started_at":`...)
@@ -108,7 +107,7 @@ func appendUsage(dst []byte, u *llmproxy.Usage) []byte {
 		dst = strconv.AppendInt(dst, u.ReasoningTokens, 10)
 	}
 	dst = append(dst, `,"source":`...)
-	dst = appendGoString(dst, string(u.Source))
+	dst = jsonscan.AppendString(dst, string(u.Source))
 	return append(dst, '}')
 }
 
@@ -117,7 +116,7 @@ func (b *Body) appendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, '{')
 	if b.ContentType != "" {
 		dst = append(dst, `"content_type":`...)
-		dst = appendGoString(dst, b.ContentType)
+		dst = jsonscan.AppendString(dst, b.ContentType)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"size":`...)
@@ -175,59 +174,6 @@ func appendFloat(dst []byte, f float64) ([]byte, bool) {
 		}
 	}
 	return dst, true
-}
-
-// appendGoString appends s as encoding/json's Marshal writes a string (HTML
-// escaping on): ", \, control characters (\b, \f, \n, \r, \t, else
-// \u00XX), <, >, & and U+2028/U+2029 escaped, invalid UTF-8 as U+FFFD.
-func appendGoString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // appendCompact appends the valid JSON text src as json.Marshal leaves the

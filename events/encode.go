@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -61,22 +60,22 @@ func appendEventFast(dst []byte, ev *event.Event) ([]byte, bool) {
 		return dst, false
 	}
 	dst = append(dst, `{"specversion":"1.0","id":`...)
-	dst = appendString(dst, ec.ID)
+	dst = jsonscan.AppendStringVerbatim(dst, ec.ID)
 	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, sourceString(&ec.Source.URL))
+	dst = jsonscan.AppendStringVerbatim(dst, sourceString(&ec.Source.URL))
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, ec.Type)
+	dst = jsonscan.AppendStringVerbatim(dst, ec.Type)
 	if ec.Subject != nil {
 		dst = append(dst, `,"subject":`...)
-		dst = appendString(dst, *ec.Subject)
+		dst = jsonscan.AppendStringVerbatim(dst, *ec.Subject)
 	}
 	if ec.DataContentType != nil {
 		dst = append(dst, `,"datacontenttype":`...)
-		dst = appendString(dst, *ec.DataContentType)
+		dst = jsonscan.AppendStringVerbatim(dst, *ec.DataContentType)
 	}
 	if ec.DataSchema != nil {
 		dst = append(dst, `,"dataschema":`...)
-		dst = appendString(dst, ec.DataSchema.String())
+		dst = jsonscan.AppendStringVerbatim(dst, ec.DataSchema.String())
 	}
 	if ec.Time != nil {
 		// types.Timestamp.String: UTC, RFC 3339 with nanoseconds; only
@@ -98,9 +97,9 @@ func appendEventFast(dst []byte, ev *event.Event) ([]byte, bool) {
 		slices.Sort(keys)
 		for _, k := range keys {
 			dst = append(dst, ',')
-			dst = appendString(dst, k) // sdk-go writes names as strings too
+			dst = jsonscan.AppendStringVerbatim(dst, k) // sdk-go writes names as strings too
 			dst = append(dst, ':')
-			dst = appendString(dst, ec.Extensions[k].(string))
+			dst = jsonscan.AppendStringVerbatim(dst, ec.Extensions[k].(string))
 		}
 	}
 	return append(dst, '}'), true
@@ -159,48 +158,3 @@ func dataIsJSON(ct *string) bool {
 }
 
 const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way sdk-go's writer
-// (json-iterator's ConfigFastest) and then encoding/json's compaction
-// leave it: ", \ and control characters escaped (\n, \r, \t, else \u00XX),
-// <, >, & and U+2028/U+2029 escaped, every other byte as is (invalid UTF-8
-// included).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		if c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}

@@ -35,7 +35,7 @@ func checkSameAsMarshal(t *testing.T, ev *event.Event) {
 func TestAppendEventIsJSONMarshal(t *testing.T) {
 	withBodies := requestEventFor(t, "r1")
 	noBodies, _ := NewRequestCompletedEvent(DefaultSource, BuildRequestCompleted(sampleInfo("r2"), false))
-	awkward := requestEventFor(t, "id <&> \u2028 \u2029 \"q\" \\ \x01\x1f\x7f é € \xff")
+	awkward := requestEventFor(t, "id <&> \u2028 \u2029 \"q\" \\ \x01\x1f\x7f \b\f é € \xff \xe2\x80")
 	awkward.SetSubject("prj <1> & \n\t\r")
 	awkward.SetExtension(ExtModel, "gpt <4> & \u2028 \"x\"")
 	awkward.SetSource("/llmproxy/functions/proxy?x=<a>&y=1")

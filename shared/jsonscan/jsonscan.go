@@ -11,6 +11,11 @@
 // Validity is exactly encoding/json's (json.Valid): the same grammar, the
 // same nesting limit, invalid UTF-8 inside strings accepted. The package's
 // tests check this, and the member split, against encoding/json.
+//
+// The package also holds the writing side's one JSON string encoder
+// (AppendString, AppendStringVerbatim), for the documents llm-proxy builds
+// by hand to the byte as encoding/json or the CloudEvents SDK writes them;
+// append.go says which escaping each caller needs.
 package jsonscan
 
 import (

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
@@ -146,27 +146,12 @@ func WriteOpenAIBody(w http.ResponseWriter, status int, code, message string) {
 // reflection (it is every refused request's answer).
 func appendOpenAIBody(b []byte, status int, code, message string) []byte {
 	b = append(b, `{"error":{"message":`...)
-	b = appendJSONString(b, message)
+	b = jsonscan.AppendString(b, message)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, openAIType(status))
+	b = jsonscan.AppendString(b, openAIType(status))
 	b = append(b, `,"param":null,"code":`...)
-	b = appendJSONString(b, code)
+	b = jsonscan.AppendString(b, code)
 	return append(b, "}}\n"...)
-}
-
-// appendJSONString appends s as encoding/json writes a string: as is when
-// it holds only printable ASCII that needs no escaping (every message of
-// our own), else through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string cannot fail to encode
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 func openAIType(status int) string {
