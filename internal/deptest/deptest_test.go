@@ -96,6 +96,8 @@ func violation(pkg, imp string) string {
 		return "events is the CloudEvents contract: it takes options, not the configuration (events/eventsconfig maps it)"
 	case strings.HasPrefix(pkg, "shared/store/") && !strings.HasSuffix(pkg, testSuffix) && pkg != "shared/store/migrate" && imp == "shared/store/migrate":
 		return "store adapters never import the migration runner"
+	case pkg == "shared/management" && imp == "shared/httpcache":
+		return "management purges through its CachePurger interface (llmproxy.CachePurge), not the cache package"
 	case isFunction && !isMain && imp == "shared/process":
 		return "a function is a handler; only its main (and local/) may use the process runtime"
 	}
@@ -148,6 +150,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"shared/store/migrate", "shared/store/postgres", false},
 		{"shared/store/postgres" + testSuffix, "shared/store/migrate", false}, // tests migrate their schema
 		{"functions/proxy", "shared/process", true},
+		{"shared/management", "shared/httpcache", true},
 		{"functions/proxy/cmd", "shared/process", false},
 		{"local/app", "shared/process", false},
 	}

@@ -1,14 +1,7 @@
 package httpcache
 
-// PurgeRequest selects cache entries to delete. Exactly one mode applies:
-// All (everything), an exact request (ProjectID, Method, Path, Query, Body:
-// the entry that request would hit, under every Vary variant), or a whole
-// project (ProjectID only).
-type PurgeRequest struct {
-	All       bool
-	ProjectID string
-	Method    string
-	Path      string // e.g. /v1/chat/completions
-	Query     string // raw query, may be empty
-	Body      []byte
-}
+import "github.com/llm-proxy/llm-proxy/shared/llmproxy"
+
+// PurgeRequest selects cache entries to delete (the management service's
+// purge, a domain type so that management needs no import of the cache).
+type PurgeRequest = llmproxy.CachePurge

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -87,7 +88,7 @@ func (s *Service) PurgeCache(ctx context.Context, a Actor, p CachePurger, in Pur
 	return PurgeCacheResult{Deleted: n, PurgeType: kind}, s.record(ctx, e, nil)
 }
 
-func purgeRequest(in PurgeCacheInput) (req httpcacheRequest, kind string, err error) {
+func purgeRequest(in PurgeCacheInput) (req llmproxy.CachePurge, kind string, err error) {
 	switch {
 	case in.All:
 		if in.ProjectID != "" || in.Method != "" || in.Path != "" || in.Body != "" {

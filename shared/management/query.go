@@ -6,11 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
-
-type httpcacheRequest = httpcache.PurgeRequest
 
 // DefaultPageSize is used when a list request names none.
 const DefaultPageSize = 20

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
-	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 	"github.com/llm-proxy/llm-proxy/shared/store"
@@ -40,7 +39,7 @@ type Invalidator interface {
 
 // CachePurger deletes cached responses (the proxy's response cache).
 type CachePurger interface {
-	Purge(ctx context.Context, req httpcache.PurgeRequest) (int, error)
+	Purge(ctx context.Context, req llmproxy.CachePurge) (int, error)
 }
 
 // Deps are the collaborators of a Service.

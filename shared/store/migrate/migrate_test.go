@@ -140,4 +140,3 @@ func TestUnknownDriver(t *testing.T) {
 		t.Fatal("Up with driver mysql: want error")
 	}
 }
-
