@@ -28,12 +28,14 @@ type fileEvent struct {
 	ProjectID string `json:"projectid"`
 	TokenID   string `json:"tokenid"`
 	Data      struct {
-		Path        string `json:"path"`
-		Status      int    `json:"status"`
-		Stream      bool   `json:"stream"`
-		CacheStatus string `json:"cache_status"`
-		ErrorCode   string `json:"error_code"`
-		Usage       struct {
+		RequestID       string `json:"request_id"`
+		ClientRequestID string `json:"client_request_id"`
+		Path            string `json:"path"`
+		Status          int    `json:"status"`
+		Stream          bool   `json:"stream"`
+		CacheStatus     string `json:"cache_status"`
+		ErrorCode       string `json:"error_code"`
+		Usage           struct {
 			Prompt     int64  `json:"prompt_tokens"`
 			Completion int64  `json:"completion_tokens"`
 			Total      int64  `json:"total_tokens"`
@@ -84,7 +86,12 @@ func TestProxyThroughServe(t *testing.T) {
 		"MANAGEMENT_TOKEN": mgmt,
 		"OPENAI_API_URL":   up.URL,
 		"FILE_EVENT_LOG":   eventLog,
+		// The access log, each line written at once.
+		"LOG_LEVEL": "info", "LOG_FORMAT": "json", "LOG_FLUSH_INTERVAL": "0s",
 	})
+
+	// 0. request ids on /manage: ours in X-Request-ID, the client's echoed
+	manageID := checkRequestIDs(t, s, mgmt, "client-manage-1")
 
 	var project struct {
 		ID string `json:"id"`
@@ -107,10 +114,17 @@ func TestProxyThroughServe(t *testing.T) {
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello")},
 	}
 
-	// 1. plain
-	resp, err := client.Chat.Completions.New(ctx, params)
+	// 1. plain, with a client request id
+	var plainHTTP *http.Response
+	resp, err := client.Chat.Completions.New(ctx, params,
+		option.WithHeader("X-Request-ID", "client-v1-1"), option.WithResponseInto(&plainHTTP))
 	if err != nil {
 		t.Fatalf("plain chat: %v", err)
+	}
+	plainID := plainHTTP.Header.Get("X-Request-ID")
+	if len(plainID) != 32 || plainHTTP.Header.Get("X-Client-Request-Id") != "client-v1-1" {
+		t.Fatalf("/v1: X-Request-ID %q, X-Client-Request-Id %q; want an id of ours and client-v1-1",
+			plainID, plainHTTP.Header.Get("X-Client-Request-Id"))
 	}
 	if resp.Usage.TotalTokens == 0 || resp.Choices[0].Message.Content == "" {
 		t.Fatalf("plain chat answer: %+v", resp)
@@ -199,6 +213,15 @@ func TestProxyThroughServe(t *testing.T) {
 	if u := byKind["plain"].Data.Usage; u.Source != "reported" || u.Total != resp.Usage.TotalTokens {
 		t.Fatalf("plain usage %+v, want reported total %d", u, resp.Usage.TotalTokens)
 	}
+	if e := byKind["plain"]; e.ID != plainID || e.Data.RequestID != plainID || e.Data.ClientRequestID != "client-v1-1" {
+		t.Fatalf("plain event id %q, request_id %q, client_request_id %q; want %q and client-v1-1", e.ID, e.Data.RequestID, e.Data.ClientRequestID, plainID)
+	}
+	// The access log carries both ids, on /manage and /v1.
+	for client, id := range map[string]string{"client-manage-1": manageID, "client-v1-1": plainID} {
+		if !accessLogged(s.Stdout()+s.Stderr(), id, client) {
+			t.Fatalf("no access log line with request_id %q and client_request_id %q", id, client)
+		}
+	}
 	if u := byKind["stream"].Data.Usage; u.Source != "reported" || u.Completion == 0 {
 		t.Fatalf("stream usage %+v, want reported from the include_usage chunk", u)
 	}
@@ -254,4 +277,40 @@ func TestProxyThroughServe(t *testing.T) {
 		}
 		ids[e.ID] = true
 	}
+}
+
+// checkRequestIDs sends GET /manage/projects with the client's X-Request-ID
+// and checks that the answer has our own id in X-Request-ID and the client's
+// in X-Client-Request-Id; it returns ours.
+func checkRequestIDs(t *testing.T, s *Serve, mgmt, client string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+"/manage/projects", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+mgmt)
+	req.Header.Set("X-Request-ID", client)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-ID")
+	if resp.StatusCode != http.StatusOK || len(id) != 32 || resp.Header.Get("X-Client-Request-Id") != client {
+		t.Fatalf("/manage: %d, X-Request-ID %q, X-Client-Request-Id %q; want an id of ours and %q",
+			resp.StatusCode, id, resp.Header.Get("X-Client-Request-Id"), client)
+	}
+	return id
+}
+
+// accessLogged reports whether out has an access log line with both ids.
+func accessLogged(out, id, client string) bool {
+	for line := range strings.Lines(out) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "http request" &&
+			m["request_id"] == id && m["client_request_id"] == client {
+			return true
+		}
+	}
+	return false
 }
