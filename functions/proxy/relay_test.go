@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
@@ -128,51 +129,54 @@ func TestRelayHandsOutWholeEvents(t *testing.T) {
 // of the event; the event follows whole once it is complete. No keep-alive
 // is written while the reverse proxy is not waiting in Read (it is writing).
 func TestRelayKeepAliveWhileUpstreamIsIdle(t *testing.T) {
-	const interval = 20 * time.Millisecond
-	r, src, client := startRelay(t, interval, false)
-	src.chunks <- "data: {\"a\":"
-	done := make(chan string)
-	go func() {
-		buf := make([]byte, streamCopySize)
-		n, _ := r.Read(buf)
-		done <- string(buf[:n])
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(client.written(), ": keep-alive\n\n: keep-alive\n\n") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no keep-alives while upstream is idle: %q", client.written())
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 20 * time.Millisecond
+		r, src, client := startRelay(t, interval, false)
+		src.chunks <- "data: {\"a\":"
+		done := make(chan string)
+		go func() {
+			buf := make([]byte, streamCopySize)
+			n, _ := r.Read(buf)
+			done <- string(buf[:n])
+		}()
+		time.Sleep(2*interval + interval/2)
+		synctest.Wait()
+		if w := client.written(); w != ": keep-alive\n\n: keep-alive\n\n" {
+			t.Fatalf("after 2.5 keep-alive intervals of an idle upstream the client got %q, want two keep-alives", w)
 		}
-		time.Sleep(interval / 4)
-	}
-	src.chunks <- "1}\n\n"
-	if got := <-done; got != "data: {\"a\":1}\n\n" {
-		t.Fatalf("Read = %q, want the whole event", got)
-	}
-	if w := client.written(); strings.ReplaceAll(w, ": keep-alive\n\n", "") != "" {
-		t.Fatalf("the client got more than keep-alives: %q", w)
-	}
-	before := client.written()
-	time.Sleep(5 * interval) // no Read under way: nothing is written
-	if after := client.written(); after != before {
-		t.Fatalf("keep-alive written while no Read was under way: %q", after[len(before):])
-	}
+		src.chunks <- "1}\n\n"
+		if got := <-done; got != "data: {\"a\":1}\n\n" {
+			t.Fatalf("Read = %q, want the whole event", got)
+		}
+		if w := client.written(); strings.ReplaceAll(w, ": keep-alive\n\n", "") != "" {
+			t.Fatalf("the client got more than keep-alives: %q", w)
+		}
+		before := client.written()
+		time.Sleep(5 * interval) // no Read under way: nothing is written
+		synctest.Wait()
+		if after := client.written(); after != before {
+			t.Fatalf("keep-alive written while no Read was under way: %q", after[len(before):])
+		}
+	})
 }
 
 // TestRelayKeepAliveWriteFailureEndsTheStream: a client that cannot take a
 // keep-alive ends the stream at the next upstream read.
 func TestRelayKeepAliveWriteFailureEndsTheStream(t *testing.T) {
-	r, src, client := startRelay(t, 10*time.Millisecond, false)
-	client.mu.Lock()
-	client.failErr = errors.New("broken pipe")
-	client.mu.Unlock()
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		src.chunks <- "data: 1\n\n"
-	}()
-	buf := make([]byte, streamCopySize)
-	if n, err := r.Read(buf); err == nil {
-		t.Fatalf("Read = %q, nil; want the write error", buf[:n])
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r, src, client := startRelay(t, 10*time.Millisecond, false)
+		client.mu.Lock()
+		client.failErr = errors.New("broken pipe")
+		client.mu.Unlock()
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			src.chunks <- "data: 1\n\n"
+		}()
+		buf := make([]byte, streamCopySize)
+		if n, err := r.Read(buf); err == nil {
+			t.Fatalf("Read = %q, nil; want the write error", buf[:n])
+		}
+	})
 }
 
 // TestRelayUsageAndStrip: the relay reads usage from the events and drops
