@@ -70,14 +70,16 @@ func scan(t *testing.T, root string) pkgImports {
 }
 
 // function returns the function name of a package dir under functions/, and
-// whether the dir is a deployable main (functions/<fn>/cmd...).
+// whether the dir is composition: a deployable main (functions/<fn>/cmd...)
+// or what the mains share (functions/internal/...), which Go's internal
+// rule keeps out of local/ and which no function package may import.
 func function(dir string) (name string, isMain bool, ok bool) {
 	rest, ok := strings.CutPrefix(dir, "functions/")
 	if !ok {
 		return "", false, false
 	}
 	name, sub, _ := strings.Cut(rest, "/")
-	return name, sub == "cmd" || strings.HasPrefix(sub, "cmd/"), true
+	return name, name == "internal" || sub == "cmd" || strings.HasPrefix(sub, "cmd/"), true
 }
 
 // violation returns why pkg must not import imp, or "".
@@ -98,6 +100,10 @@ func violation(pkg, imp string) string {
 		return "store adapters never import the migration runner"
 	case pkg == "shared/management" && imp == "shared/httpcache":
 		return "management purges through its CachePurger interface (llmproxy.CachePurge), not the cache package"
+	case (pkg == "templates" || pkg == "templates"+testSuffix) && imp == "shared/management":
+		return "templates render the API's wire types (shared/mgmtapi), not the management service"
+	case pkg == "shared/mgmtapi" && imp != "shared/llmproxy":
+		return "shared/mgmtapi (the management API's wire types) imports only shared/llmproxy"
 	case isFunction && !isMain && imp == "shared/process":
 		return "a function is a handler; only its main (and local/) may use the process runtime"
 	}
@@ -151,7 +157,15 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"shared/store/postgres" + testSuffix, "shared/store/migrate", false}, // tests migrate their schema
 		{"functions/proxy", "shared/process", true},
 		{"shared/management", "shared/httpcache", true},
+		{"templates", "shared/management", true},
+		{"templates" + testSuffix, "shared/management", true},
+		{"templates", "shared/mgmtapi", false},
+		{"shared/mgmtapi", "shared/store", true},
+		{"shared/mgmtapi", "shared/llmproxy", false},
 		{"functions/proxy/cmd", "shared/process", false},
+		{"functions/proxy/cmd", "functions/internal/deployable", false},
+		{"functions/internal/mgmtplane", "shared/process", false},
+		{"functions/proxy", "functions/internal/deployable", true},
 		{"local/app", "shared/process", false},
 	}
 	for _, tt := range tests {

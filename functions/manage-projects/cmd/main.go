@@ -7,22 +7,14 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 
-	"github.com/llm-proxy/llm-proxy/events"
-	"github.com/llm-proxy/llm-proxy/events/eventsconfig"
+	"github.com/llm-proxy/llm-proxy/functions/internal/deployable"
+	"github.com/llm-proxy/llm-proxy/functions/internal/mgmtplane"
 	manageprojects "github.com/llm-proxy/llm-proxy/functions/manage-projects"
-	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/management"
-	"github.com/llm-proxy/llm-proxy/shared/mgmtauth"
 	"github.com/llm-proxy/llm-proxy/shared/process"
-	"github.com/llm-proxy/llm-proxy/shared/redisconn"
-	"github.com/llm-proxy/llm-proxy/shared/secrets"
-	"github.com/llm-proxy/llm-proxy/shared/store/postgres"
-	"github.com/llm-proxy/llm-proxy/shared/tokens"
-	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
 const name = "manage-projects"
@@ -30,36 +22,21 @@ const name = "manage-projects"
 func main() { process.Main(name, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if err := cfg.Server.RequireManagementToken(); err != nil {
-		return err
-	}
-	kr, err := secrets.KeyringFromConfig(cfg.Secrets, "")
+	res, err := deployable.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	st, err := postgres.Open(ctx, cfg.Database)
+	defer res.Close()
+	plane, err := mgmtplane.Open(ctx, name, cfg, res, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	rdb := redisconn.New(cfg.Redis)
-	if rdb != nil {
-		defer rdb.Close()
-	}
-	rec, err := audit.Open(cfg.Audit, st, cfg.Server.TrustedProxyPrefixes(), log)
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
-	pub, err := eventsconfig.NewFunctionPublisher(cfg.Events, redisconn.Universal(rdb))
-	if err != nil {
-		return err
-	}
-	emitter := eventsconfig.NewEmitter(cfg, name, pub, nil, log)
-	defer process.Close(log, "event queue", emitter.Close)
+	defer plane.Close()
+	// The purge reaches a Redis cache; an in-memory one lives in the
+	// proxy, out of reach, and purging answers 400.
 	var purger management.CachePurger
-	if cfg.Cache.Enabled && cfg.Cache.Backend == "redis" { // an in-memory cache lives in the proxy, out of reach
-		cache, err := httpcache.Open(cfg.Cache, redisconn.Universal(rdb), log)
+	if cfg.Cache.Enabled && cfg.Cache.Backend == "redis" {
+		cache, err := httpcache.Open(cfg.Cache, res.RedisClient(), log)
 		if err != nil {
 			return err
 		}
@@ -67,17 +44,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		purger = cache
 	}
 
-	svc := management.New(management.Deps{
-		Store: st, Keyring: kr, Audit: rec, Log: log,
-		Invalidator: tokens.NewInvalidation(ctx, rdb, cfg.Redis.KeyPrefix+"tokens:invalidate", log),
-		Changes:     events.Changes{Sink: emitter, Source: cfg.Events.SourceFor(name)},
-	})
-	auth := mgmtauth.FromConfig(mgmtauth.StaticToken(cfg.Server.ManagementToken), cfg.Audit, rec, log)
-	h := manageprojects.New(manageprojects.Deps{Service: svc, Auth: auth, Cache: purger, Log: log})
-
-	ln, err := net.Listen("tcp", process.FunctionAddr(cfg.Server))
-	if err != nil {
-		return err
-	}
-	return process.Serve(ctx, log, ln, web.Chain(log, h), process.ServerOptions(cfg.Server, append(redisconn.Checks(rdb), web.Check{Name: "database", Check: st.Ping})...))
+	h := manageprojects.New(manageprojects.Deps{Service: plane.Service, Auth: plane.Auth, Cache: purger, Log: log})
+	return res.Serve(ctx, cfg, log, h)
 }
