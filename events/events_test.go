@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -289,17 +290,19 @@ func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 }
 
 func TestEmitterCloseGivesUpAtDeadline(t *testing.T) {
-	pub := PublisherFunc(func(ctx context.Context, evs []event.Event) error { return errors.New("down") })
-	e := NewEmitter(pub, EmitterOptions{Retries: 1000, RetryBackoff: 50 * time.Millisecond}, nil)
-	e.RequestCompleted(sampleInfo("r"))
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := e.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
-	if e.Dropped() != 1 {
-		t.Fatalf("abandoned event must be counted: %d", e.Dropped())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		pub := PublisherFunc(func(ctx context.Context, evs []event.Event) error { return errors.New("down") })
+		e := NewEmitter(pub, EmitterOptions{Retries: 1000, RetryBackoff: 50 * time.Millisecond}, nil)
+		e.RequestCompleted(sampleInfo("r"))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := e.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v", err)
+		}
+		if e.Dropped() != 1 {
+			t.Fatalf("abandoned event must be counted: %d", e.Dropped())
+		}
+	})
 }
 
 func TestEmitterDropsPermanentRejections(t *testing.T) {

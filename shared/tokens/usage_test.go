@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
@@ -245,18 +246,20 @@ func TestUsageBatcherRunFlushesOnIntervalAndSize(t *testing.T) {
 
 func TestUsageBatcherCloseGivesUpAtDeadline(t *testing.T) {
 	t.Parallel()
-	sink := newFakeSink()
-	sink.setFailing(true)
-	b := NewUsageBatcher(sink.AddUsage, UsageOptions{})
-	b.Record("a", "p", false, 0, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := b.Close(ctx); err == nil {
-		t.Fatal("Close against a failing sink returned nil")
-	}
-	if b.Pending() != 1 {
-		t.Fatal("deltas lost")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		sink := newFakeSink()
+		sink.setFailing(true)
+		b := NewUsageBatcher(sink.AddUsage, UsageOptions{})
+		b.Record("a", "p", false, 0, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := b.Close(ctx); err == nil {
+			t.Fatal("Close against a failing sink returned nil")
+		}
+		if b.Pending() != 1 {
+			t.Fatal("deltas lost")
+		}
+	})
 }
 
 func BenchmarkUsageRecord(b *testing.B) {
