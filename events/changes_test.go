@@ -16,6 +16,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/management/managementtest"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // The real emitter satisfies the dependency.
@@ -233,7 +234,7 @@ func TestChangeEvents(t *testing.T) {
 			step("revoke token again", nil, func() { must(svc.RevokeToken(ctx, a, tok2.ID)) })
 
 			// Bulk revocation: one event per token that was active.
-			var bulk []management.CreatedToken
+			var bulk []mgmtapi.CreatedToken
 			for range 2 {
 				b, err := svc.CreateToken(ctx, a, management.CreateTokenInput{ProjectID: p.ID, Duration: "2h"})
 				must(err)
@@ -259,7 +260,7 @@ func TestChangeEvents(t *testing.T) {
 			})
 
 			// Deactivation with revoke_tokens: the project, then each token.
-			var live []management.CreatedToken
+			var live []mgmtapi.CreatedToken
 			for range 2 {
 				b, err := svc.CreateToken(ctx, a, management.CreateTokenInput{ProjectID: p.ID, Duration: "2h"})
 				must(err)

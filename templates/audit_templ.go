@@ -9,9 +9,9 @@ package templates
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-import "github.com/llm-proxy/llm-proxy/shared/management"
+import "github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 
-func auditTable(p Page, events []management.AuditEventResponse) templ.Component {
+func auditTable(p Page, events []mgmtapi.AuditEvent) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -591,7 +591,7 @@ func kvCode(label, value string) templ.Component {
 }
 
 // AuditShow is one audit event.
-func AuditShow(p Page, e management.AuditEventResponse) templ.Component {
+func AuditShow(p Page, e mgmtapi.AuditEvent) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

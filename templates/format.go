@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // Time formats understood by admin.js (data-format), the original's names.
@@ -59,7 +59,7 @@ func ProjectBadge(active bool) Badge {
 
 // TokenBadge is the token's state at now: Active, Expired, Exhausted or
 // Revoked.
-func TokenBadge(t management.TokenResponse, now time.Time) Badge {
+func TokenBadge(t mgmtapi.Token, now time.Time) Badge {
 	switch {
 	case !t.IsActive:
 		return Badge{"Revoked", "bg-danger"}
@@ -85,7 +85,7 @@ func OutcomeBadge(outcome string) Badge {
 }
 
 // usage renders request_count / max_requests (∞ when unlimited).
-func usage(t management.TokenResponse) string {
+func usage(t mgmtapi.Token) string {
 	limit := "∞"
 	if t.MaxRequests != nil && *t.MaxRequests > 0 {
 		limit = strconv.FormatInt(*t.MaxRequests, 10)
@@ -93,7 +93,7 @@ func usage(t management.TokenResponse) string {
 	return strconv.FormatInt(t.RequestCount, 10) + " / " + limit
 }
 
-func maxRequestsValue(t management.TokenResponse) string {
+func maxRequestsValue(t mgmtapi.Token) string {
 	if t.MaxRequests == nil || *t.MaxRequests <= 0 {
 		return ""
 	}

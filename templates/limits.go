@@ -4,7 +4,7 @@ import (
 	"strconv"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
-	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // LimitField is one of the four windowed limits as a form field: Key is the
@@ -94,7 +94,7 @@ type limitGroup struct {
 
 // defaultPlaceholders are the placeholders of the generate-token form: the
 // preselected project's defaults for new tokens.
-func defaultPlaceholders(projects []management.ProjectResponse, projectID string) map[string]string {
+func defaultPlaceholders(projects []mgmtapi.Project, projectID string) map[string]string {
 	out := map[string]string{}
 	for _, f := range LimitFields {
 		out[f.Key] = "project default"

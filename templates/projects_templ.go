@@ -9,7 +9,7 @@ package templates
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-import "github.com/llm-proxy/llm-proxy/shared/management"
+import "github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 
 // Projects is the projects list.
 func Projects(p Page, d ProjectsData) templ.Component {
@@ -326,7 +326,7 @@ func Projects(p Page, d ProjectsData) templ.Component {
 	})
 }
 
-func revokeAllForm(p Page, pr management.ProjectResponse, class string) templ.Component {
+func revokeAllForm(p Page, pr mgmtapi.Project, class string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

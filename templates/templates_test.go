@@ -13,7 +13,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
-	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // Recognisable secrets planted in the fixtures where a careless template
@@ -31,21 +31,21 @@ func fixtures() map[string]templ.Component {
 	exp := now.Add(time.Hour)
 	max := int64(10)
 	p := Page{Base: "/admin", Title: "T", Nav: "projects", CSRF: "csrf-value", SignedIn: true, AssetVersion: "1"}
-	proj := management.ProjectResponse{ID: "11111111-1111-1111-1111-111111111111", Name: "Proj", APIKey: "sk-pro...6789",
+	proj := mgmtapi.Project{ID: "11111111-1111-1111-1111-111111111111", Name: "Proj", APIKey: "sk-pro...6789",
 		IsActive: true, CreatedAt: now, UpdatedAt: now,
 		Limits: llmproxy.Limits{RequestsPerMinute: 120, TokensPerDay: 500000}, TokenDefaults: llmproxy.Limits{RequestsPerMinute: 60, TokensPerMinute: 10000}}
-	tok := management.TokenResponse{ID: "22222222-2222-2222-2222-222222222222", Token: "llmp_SECR…f123", ProjectID: proj.ID,
+	tok := mgmtapi.Token{ID: "22222222-2222-2222-2222-222222222222", Token: "llmp_SECR…f123", ProjectID: proj.ID,
 		ExpiresAt: &exp, IsActive: true, MaxRequests: &max, CreatedAt: now, Limits: llmproxy.Limits{RequestsPerDay: 1000}}
 	badLimits := LimitValuesOf(proj.Limits)
 	badLimits.Values["requests_per_day"], badLimits.Invalid = "-5", "requests_per_day"
-	ev := management.AuditEventResponse{ID: "33333333-3333-3333-3333-333333333333", Timestamp: now, Action: "project.update",
+	ev := mgmtapi.AuditEvent{ID: "33333333-3333-3333-3333-333333333333", Timestamp: now, Action: "project.update",
 		Actor: "admin_ui", Outcome: "failure", ProjectID: proj.ID, TokenID: tok.ID, ClientIP: "192.0.2.1",
 		Details: map[string]any{
 			"api_key": secretKey, "token": secretToken, "token_hash": secretTokenHash,
 			"management_token": secretMgmt, "authorization": "Bearer " + secretMgmt, "updated_fields": []string{"name"},
 			"project_name": "Proj",
 		}}
-	pager := Pager{Pagination: management.Pagination{Page: 2, PageSize: 1, TotalCount: 3, TotalPages: 3, HasNext: true, HasPrev: true}, Path: "/x"}
+	pager := Pager{Pagination: mgmtapi.Pagination{Page: 2, PageSize: 1, TotalCount: 3, TotalPages: 3, HasNext: true, HasPrev: true}, Path: "/x"}
 	return map[string]templ.Component{
 		"Layout":    Layout(p),
 		"Login":     Login(Page{Base: "/admin", Title: "Sign In", Error: "Invalid management token. Please check and try again."}),
@@ -53,22 +53,22 @@ func fixtures() map[string]templ.Component {
 		"Confirm":   Confirm(p, ConfirmData{Heading: "Revoke Token", Message: RevokeTokenMessage(tok.Token), Action: "/tokens/" + tok.ID, Method: "DELETE", Button: "Revoke Token", CancelPath: "/tokens"}),
 		"Dashboard": Dashboard(p, DashboardData{ActiveProjects: 1, ActiveTokens: 1, TotalTokens: 1, ExpiringWithin: "24 hours",
 			ExpiringSoon: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Requests: []ProjectRequests{{ProjectID: proj.ID, Name: "Proj", Requests: 3}},
-			Recent: []management.AuditEventResponse{ev}, Now: now}),
-		"Projects":    Projects(p, ProjectsData{Projects: []management.ProjectResponse{proj}, Pager: pager}),
+			Recent: []mgmtapi.AuditEvent{ev}, Now: now}),
+		"Projects":    Projects(p, ProjectsData{Projects: []mgmtapi.Project{proj}, Pager: pager}),
 		"ProjectNew":  ProjectNew(p, ProjectFormData{Name: "Proj"}),
 		"ProjectEdit": ProjectEdit(p, ProjectFormData{Project: proj, Name: proj.Name, Limits: LimitValuesOf(proj.Limits), TokenDefaults: LimitValuesOf(proj.TokenDefaults)}),
 		"ProjectEditInvalid": ProjectEdit(Page{Base: "/admin", Title: "T", CSRF: "csrf-value", SignedIn: true, Error: "Project limits: requests per day must be a whole number, 0 or more (blank for unlimited)."},
 			ProjectFormData{Project: proj, Name: proj.Name, Limits: badLimits, TokenDefaults: LimitValuesOf(proj.TokenDefaults)}),
-		"ProjectShow": ProjectShow(p, ProjectShowData{Project: proj, Tokens: []management.TokenResponse{tok}, TokensTotal: 1, Now: now}),
-		"Tokens":      Tokens(p, TokensData{Tokens: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Projects: []management.ProjectResponse{proj}, Pager: pager, Now: now}),
-		"TokenNew":    TokenNew(p, TokenNewData{Projects: []management.ProjectResponse{proj}, Duration: DefaultDuration}),
-		"TokenNewForProject": TokenNew(p, TokenNewData{Projects: []management.ProjectResponse{proj}, ProjectID: proj.ID, Duration: DefaultDuration,
+		"ProjectShow": ProjectShow(p, ProjectShowData{Project: proj, Tokens: []mgmtapi.Token{tok}, TokensTotal: 1, Now: now}),
+		"Tokens":      Tokens(p, TokensData{Tokens: []TokenRow{{Token: tok, ProjectName: "Proj"}}, Projects: []mgmtapi.Project{proj}, Pager: pager, Now: now}),
+		"TokenNew":    TokenNew(p, TokenNewData{Projects: []mgmtapi.Project{proj}, Duration: DefaultDuration}),
+		"TokenNewForProject": TokenNew(p, TokenNewData{Projects: []mgmtapi.Project{proj}, ProjectID: proj.ID, Duration: DefaultDuration,
 			Limits: LimitValues{Values: map[string]string{"tokens_per_day": "0"}}}),
-		"TokenCreated": TokenCreated(p, TokenCreatedData{Token: management.CreatedToken{ID: tok.ID, Token: newToken, Hint: "llmp_NEWT…f456",
+		"TokenCreated": TokenCreated(p, TokenCreatedData{Token: mgmtapi.CreatedToken{ID: tok.ID, Token: newToken, Hint: "llmp_NEWT…f456",
 			ProjectID: proj.ID, ExpiresAt: &exp, IsActive: true, CreatedAt: now, Limits: proj.TokenDefaults}, ProjectName: "Proj", ProxyURL: "http://localhost:8080/v1"}),
 		"TokenShow": TokenShow(p, TokenData{Token: tok, ProjectName: "Proj", Now: now}),
 		"TokenEdit": TokenEdit(p, TokenData{Token: tok, ProjectName: "Proj", Now: now, Limits: LimitValuesOf(tok.Limits)}),
-		"Audit":     Audit(p, AuditData{Events: []management.AuditEventResponse{ev}, Pager: pager}),
+		"Audit":     Audit(p, AuditData{Events: []mgmtapi.AuditEvent{ev}, Pager: pager}),
 		"AuditShow": AuditShow(p, ev),
 	}
 }

@@ -9,9 +9,9 @@ package templates
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-import "github.com/llm-proxy/llm-proxy/shared/management"
+import "github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 
-func revokeTokenForm(p Page, t management.TokenResponse, class string) templ.Component {
+func revokeTokenForm(p Page, t mgmtapi.Token, class string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -131,7 +131,7 @@ func revokeTokenForm(p Page, t management.TokenResponse, class string) templ.Com
 	})
 }
 
-func reactivateTokenForm(p Page, t management.TokenResponse, class string) templ.Component {
+func reactivateTokenForm(p Page, t mgmtapi.Token, class string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

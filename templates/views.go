@@ -6,12 +6,12 @@ import (
 
 	"github.com/a-h/templ"
 
-	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // Pager is the pagination of a list page: links keep the current filters.
 type Pager struct {
-	management.Pagination
+	mgmtapi.Pagination
 	// Query holds the list's filters (page is replaced per link).
 	Query url.Values
 	// Path is the list's path under the base path (e.g. "/projects").
@@ -42,7 +42,7 @@ type DashboardData struct {
 	TotalRequests int64
 	// Partial is set when counters were summed over a capped sample.
 	Partial bool
-	Recent  []management.AuditEventResponse
+	Recent  []mgmtapi.AuditEvent
 	Now     time.Time
 	// LastDay is each project's usage over the last 24 hours (from the
 	// hourly aggregates the proxies write), busiest first.
@@ -66,7 +66,7 @@ type ProjectRequests struct {
 
 // ProjectsData is the projects list.
 type ProjectsData struct {
-	Projects []management.ProjectResponse
+	Projects []mgmtapi.Project
 	Search   string
 	Status   string // "", "active"
 	Pager    Pager
@@ -74,7 +74,7 @@ type ProjectsData struct {
 
 // ProjectFormData is the new/edit project form.
 type ProjectFormData struct {
-	Project management.ProjectResponse // empty for a new project
+	Project mgmtapi.Project // empty for a new project
 	Name    string
 	// Limits and TokenDefaults are the limit fields as shown (LimitValuesOf
 	// the project's, or what was typed when the post was rejected).
@@ -84,22 +84,22 @@ type ProjectFormData struct {
 
 // ProjectShowData is a project's page.
 type ProjectShowData struct {
-	Project     management.ProjectResponse
-	Tokens      []management.TokenResponse
+	Project     mgmtapi.Project
+	Tokens      []mgmtapi.Token
 	TokensTotal int
 	Now         time.Time
 }
 
 // TokenRow is a token with its project's name.
 type TokenRow struct {
-	Token       management.TokenResponse
+	Token       mgmtapi.Token
 	ProjectName string
 }
 
 // TokensData is the tokens list.
 type TokensData struct {
 	Tokens    []TokenRow
-	Projects  []management.ProjectResponse // for the filter
+	Projects  []mgmtapi.Project // for the filter
 	ProjectID string
 	Status    string // "", "active"
 	Pager     Pager
@@ -108,7 +108,7 @@ type TokensData struct {
 
 // TokenNewData is the generate-token form.
 type TokenNewData struct {
-	Projects    []management.ProjectResponse
+	Projects    []mgmtapi.Project
 	ProjectID   string
 	Duration    string
 	MaxRequests string
@@ -118,7 +118,7 @@ type TokenNewData struct {
 
 // TokenCreatedData shows a new token, once.
 type TokenCreatedData struct {
-	Token       management.CreatedToken
+	Token       mgmtapi.CreatedToken
 	ProjectName string
 	// ProxyURL is the proxy's OpenAI base URL for the usage example.
 	ProxyURL string
@@ -126,7 +126,7 @@ type TokenCreatedData struct {
 
 // TokenData is a token's page and edit form.
 type TokenData struct {
-	Token       management.TokenResponse
+	Token       mgmtapi.Token
 	ProjectName string
 	Now         time.Time
 	// Limits are the edit form's limit fields as shown (LimitValuesOf the
@@ -136,7 +136,7 @@ type TokenData struct {
 
 // AuditData is the audit list.
 type AuditData struct {
-	Events []management.AuditEventResponse
+	Events []mgmtapi.AuditEvent
 	Query  url.Values
 	Pager  Pager
 }

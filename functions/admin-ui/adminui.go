@@ -40,6 +40,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 	"github.com/llm-proxy/llm-proxy/templates"
@@ -55,18 +56,18 @@ const maxTrackedClients = 10000
 // (*management.Service satisfies it). Every call is audited by the service
 // with the actor "admin_ui".
 type Service interface {
-	CreateProject(ctx context.Context, a management.Actor, in management.CreateProjectInput) (management.ProjectResponse, error)
-	GetProject(ctx context.Context, a management.Actor, id string) (management.ProjectResponse, error)
+	CreateProject(ctx context.Context, a management.Actor, in management.CreateProjectInput) (mgmtapi.Project, error)
+	GetProject(ctx context.Context, a management.Actor, id string) (mgmtapi.Project, error)
 	ListProjects(ctx context.Context, a management.Actor, q management.ProjectQuery) (management.ProjectList, error)
-	UpdateProject(ctx context.Context, a management.Actor, id string, in management.UpdateProjectInput) (management.ProjectResponse, error)
+	UpdateProject(ctx context.Context, a management.Actor, id string, in management.UpdateProjectInput) (mgmtapi.Project, error)
 	RevokeProjectTokens(ctx context.Context, a management.Actor, projectID string) (management.RevokeResult, error)
-	CreateToken(ctx context.Context, a management.Actor, in management.CreateTokenInput) (management.CreatedToken, error)
-	GetToken(ctx context.Context, a management.Actor, id string) (management.TokenResponse, error)
+	CreateToken(ctx context.Context, a management.Actor, in management.CreateTokenInput) (mgmtapi.CreatedToken, error)
+	GetToken(ctx context.Context, a management.Actor, id string) (mgmtapi.Token, error)
 	ListTokens(ctx context.Context, a management.Actor, q management.TokenQuery) (management.TokenList, error)
-	UpdateToken(ctx context.Context, a management.Actor, id string, in management.UpdateTokenInput) (management.TokenResponse, error)
+	UpdateToken(ctx context.Context, a management.Actor, id string, in management.UpdateTokenInput) (mgmtapi.Token, error)
 	RevokeToken(ctx context.Context, a management.Actor, id string) error
-	ListAudit(ctx context.Context, a management.Actor, q management.AuditQuery) (management.AuditList, error)
-	GetAudit(ctx context.Context, a management.Actor, id string) (management.AuditEventResponse, error)
+	ListAudit(ctx context.Context, a management.Actor, q management.AuditQuery) (mgmtapi.AuditList, error)
+	GetAudit(ctx context.Context, a management.Actor, id string) (mgmtapi.AuditEvent, error)
 	// Recorder builds and writes audit records (sign-in, sign-out).
 	Recorder() *audit.Recorder
 }

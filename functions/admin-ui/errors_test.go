@@ -17,6 +17,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 )
 
 // failingService fails GetProject with err; nothing else is called.
@@ -25,8 +26,8 @@ type failingService struct {
 	err error
 }
 
-func (f failingService) GetProject(context.Context, management.Actor, string) (management.ProjectResponse, error) {
-	return management.ProjectResponse{}, f.err
+func (f failingService) GetProject(context.Context, management.Actor, string) (mgmtapi.Project, error) {
+	return mgmtapi.Project{}, f.err
 }
 
 func (failingService) Recorder() *audit.Recorder { return nil }

@@ -12,6 +12,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/functions/admin-ui/uitest"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -47,7 +48,7 @@ func TestProjectLimitsWithoutJavaScript(t *testing.T) {
 	srv := uitest.StartServer(t, uitest.Options{Base: "/admin"})
 	c := signIn(t, srv)
 	ctx := context.Background()
-	project := func(id string) management.ProjectResponse {
+	project := func(id string) mgmtapi.Project {
 		t.Helper()
 		p, err := srv.Service.GetProject(ctx, testActor, id)
 		if err != nil {

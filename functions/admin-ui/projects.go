@@ -9,6 +9,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 	"github.com/llm-proxy/llm-proxy/templates"
@@ -79,7 +80,7 @@ func (h *handler) projectCreate(w http.ResponseWriter, r *http.Request) error {
 	pl, err := readProjectLimits(f)
 	in.Limits, in.TokenDefaults = pl.limits, pl.defaults
 	limVals, defVals := pl.limitVals, pl.defaultVals
-	var p management.ProjectResponse
+	var p mgmtapi.Project
 	if err == nil {
 		p, err = h.svc.CreateProject(r.Context(), h.actor(r), in)
 	}
@@ -176,7 +177,7 @@ func (h *handler) projectPost(w http.ResponseWriter, r *http.Request) error {
 	pl, err := readProjectLimits(f)
 	in.Limits, in.TokenDefaults = pl.limits, pl.defaults
 	limVals, defVals := pl.limitVals, pl.defaultVals
-	var p management.ProjectResponse
+	var p mgmtapi.Project
 	if err == nil {
 		p, err = h.svc.UpdateProject(r.Context(), h.actor(r), id, in)
 	}
@@ -246,13 +247,13 @@ func formError(err error) bool {
 
 // tokenView mirrors management's token view for tokens read through the
 // Reader: only the hint, never the hash.
-func tokenView(t llmproxy.Token) management.TokenResponse {
+func tokenView(t llmproxy.Token) mgmtapi.Token {
 	var mr *int64
 	if t.MaxRequests != nil && *t.MaxRequests > 0 {
 		v := *t.MaxRequests
 		mr = &v
 	}
-	return management.TokenResponse{
+	return mgmtapi.Token{
 		ID: t.ID, Token: t.Hint, ProjectID: t.ProjectID, ExpiresAt: t.ExpiresAt, IsActive: t.IsActive,
 		DeactivatedAt: t.DeactivatedAt, RequestCount: t.RequestCount, MaxRequests: mr, CreatedAt: t.CreatedAt,
 		LastUsedAt: t.LastUsedAt, CacheHitCount: t.CacheHitCount, Limits: t.Limits,

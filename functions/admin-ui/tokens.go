@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 	"github.com/llm-proxy/llm-proxy/templates"
@@ -34,14 +35,14 @@ func (h *handler) projectNames(ctx context.Context, ids ...string) map[string]st
 
 // projectChoices lists projects for selects (first store.MaxPageSize by
 // name).
-func (h *handler) projectChoices(ctx context.Context) ([]management.ProjectResponse, error) {
+func (h *handler) projectChoices(ctx context.Context) ([]mgmtapi.Project, error) {
 	ps, _, err := h.reader.ListProjects(ctx, store.ProjectFilter{Page: store.Page{Number: 1, Size: store.MaxPageSize}})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]management.ProjectResponse, 0, len(ps))
+	out := make([]mgmtapi.Project, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, management.ProjectResponse{ID: p.ID, Name: p.Name, IsActive: p.IsActive, TokenDefaults: p.TokenDefaults})
+		out = append(out, mgmtapi.Project{ID: p.ID, Name: p.Name, IsActive: p.IsActive, TokenDefaults: p.TokenDefaults})
 	}
 	return out, nil
 }
@@ -138,7 +139,7 @@ func (h *handler) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		_, d.Limits, _, _, _ = readLimits(f, newTokenLimits, llmproxy.Limits{})
 	}
-	var created management.CreatedToken
+	var created mgmtapi.CreatedToken
 	if err == nil {
 		created, err = h.svc.CreateToken(ctx, h.actor(r), in)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/management/managementtest"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -162,13 +163,13 @@ func testAPI(t *testing.T, engine string) {
 		if strings.Contains(r.body, upstreamKey[6:20]) {
 			t.Fatalf("upstream key in response: %s", r.body)
 		}
-		var pr management.ProjectResponse
+		var pr mgmtapi.Project
 		r.json(t, &pr)
 		if !strings.Contains(pr.APIKey, "...") && !strings.Contains(pr.APIKey, "*") {
 			t.Fatalf("api_key %q is not masked", pr.APIKey)
 		}
 	}
-	var created management.ProjectResponse
+	var created mgmtapi.Project
 
 	steps := []step{
 		// Authentication.
@@ -179,7 +180,7 @@ func testAPI(t *testing.T, engine string) {
 
 		// List and pagination.
 		{name: "list", method: "GET", path: "/manage/projects", status: 200, check: func(t *testing.T, r response) {
-			var ps []management.ProjectResponse
+			var ps []mgmtapi.Project
 			r.json(t, &ps)
 			if len(ps) != 2 || ps[0].Name != "alpha" || ps[1].Name != "beta" {
 				t.Fatalf("list = %+v", ps)
@@ -193,7 +194,7 @@ func testAPI(t *testing.T, engine string) {
 			masked(t, response{body: mustJSON(t, ps[0])})
 		}},
 		{name: "page 1 of 2", method: "GET", path: "/manage/projects?page_size=1", status: 200, check: func(t *testing.T, r response) {
-			var ps []management.ProjectResponse
+			var ps []mgmtapi.Project
 			r.json(t, &ps)
 			link := r.header.Get("Link")
 			if len(ps) != 1 || ps[0].Name != "alpha" || !strings.Contains(link, `page=2&page_size=1>; rel="next"`) || strings.Contains(link, `rel="prev"`) {
@@ -201,7 +202,7 @@ func testAPI(t *testing.T, engine string) {
 			}
 		}},
 		{name: "page 2 of 2", method: "GET", path: "/manage/projects?page=2&page_size=1", status: 200, check: func(t *testing.T, r response) {
-			var ps []management.ProjectResponse
+			var ps []mgmtapi.Project
 			r.json(t, &ps)
 			link := r.header.Get("Link")
 			if len(ps) != 1 || ps[0].Name != "beta" || !strings.Contains(link, `rel="prev"`) || strings.Contains(link, `rel="next"`) {
@@ -237,7 +238,7 @@ func testAPI(t *testing.T, engine string) {
 		}},
 		{name: "create legacy openai_api_key", method: "POST", path: "/manage/projects", body: `{"name":"delta","openai_api_key":"` + upstreamKey + `"}`, status: 201, check: masked},
 		{name: "create with limits", method: "POST", path: "/manage/projects", body: `{"name":"eps","api_key":"` + upstreamKey + `","limits":{"requests_per_minute":60},"token_defaults":{"requests_per_day":100}}`, status: 201, check: func(t *testing.T, r response) {
-			var pr management.ProjectResponse
+			var pr mgmtapi.Project
 			r.json(t, &pr)
 			if pr.Limits.RequestsPerMinute != 60 || pr.TokenDefaults.RequestsPerDay != 100 {
 				t.Fatalf("limits %+v %+v", pr.Limits, pr.TokenDefaults)
@@ -263,7 +264,7 @@ func testAPI(t *testing.T, engine string) {
 		// Update.
 		{name: "patch name", method: "PATCH", path: "/manage/projects/{p}", body: `{"name":"alpha2"}`, status: 200, check: func(t *testing.T, r response) {
 			masked(t, r)
-			var pr management.ProjectResponse
+			var pr mgmtapi.Project
 			r.json(t, &pr)
 			if pr.Name != "alpha2" {
 				t.Fatalf("name %q", pr.Name)
@@ -273,7 +274,7 @@ func testAPI(t *testing.T, engine string) {
 			if strings.Contains(r.body, "NEWsecretKEY") {
 				t.Fatalf("new key returned: %s", r.body)
 			}
-			var pr management.ProjectResponse
+			var pr mgmtapi.Project
 			r.json(t, &pr)
 			if pr.APIKey != "sk-pro...21zz" {
 				t.Fatalf("api_key = %q", pr.APIKey)
@@ -289,7 +290,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "patch unknown", method: "PATCH", path: "/manage/projects/{missing}", body: `{"name":"zz"}`, status: 404, code: "not_found", msg: "project not found"},
 		{name: "patch bad json", method: "PATCH", path: "/manage/projects/{p}", body: `[1,2]`, status: 400, code: "invalid_request"},
 		{name: "reactivate", method: "PATCH", path: "/manage/projects/{q}", body: `{"is_active":true}`, status: 200, check: func(t *testing.T, r response) {
-			var pr management.ProjectResponse
+			var pr mgmtapi.Project
 			r.json(t, &pr)
 			if !pr.IsActive || pr.DeactivatedAt != nil {
 				t.Fatalf("reactivated %+v", pr)
@@ -299,7 +300,7 @@ func testAPI(t *testing.T, engine string) {
 			}
 		}},
 		{name: "deactivate and revoke tokens", method: "PATCH", path: "/manage/projects/{p}", body: `{"is_active":false,"revoke_tokens":true}`, status: 200, check: func(t *testing.T, r response) {
-			var pr management.ProjectResponse
+			var pr mgmtapi.Project
 			r.json(t, &pr)
 			if pr.IsActive || pr.DeactivatedAt == nil {
 				t.Fatalf("deactivated %+v", pr)
@@ -341,7 +342,7 @@ func testAPI(t *testing.T, engine string) {
 			if got := purger.last(); got.ProjectID != p.ID || got.All || got.Method != "" {
 				t.Fatalf("purge %+v", got)
 			}
-			var res management.PurgeCacheResult
+			var res mgmtapi.PurgeResult
 			r.json(t, &res)
 			if res.Deleted != 3 || res.PurgeType != "project" {
 				t.Fatalf("result %+v", res)
@@ -365,7 +366,7 @@ func testAPI(t *testing.T, engine string) {
 
 		// Audit.
 		{name: "audit list", method: "GET", path: "/manage/audit", status: 200, check: func(t *testing.T, r response) {
-			var l management.AuditList
+			var l mgmtapi.AuditList
 			r.json(t, &l)
 			if len(l.Events) == 0 || l.Pagination.TotalCount < len(l.Events) || l.Pagination.PageSize != 20 {
 				t.Fatalf("audit list %+v", l.Pagination)
@@ -475,9 +476,9 @@ func testAPI(t *testing.T, engine string) {
 	}
 }
 
-func auditList(t *testing.T, r response) management.AuditList {
+func auditList(t *testing.T, r response) mgmtapi.AuditList {
 	t.Helper()
-	var l management.AuditList
+	var l mgmtapi.AuditList
 	r.json(t, &l)
 	if l.Events == nil {
 		t.Fatalf("events is null: %s", r.body)
@@ -487,7 +488,7 @@ func auditList(t *testing.T, r response) management.AuditList {
 
 func names(want ...string) func(t *testing.T, r response) {
 	return func(t *testing.T, r response) {
-		var ps []management.ProjectResponse
+		var ps []mgmtapi.Project
 		r.json(t, &ps)
 		var got []string
 		for _, p := range ps {

@@ -15,6 +15,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/management/managementtest"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -118,7 +119,7 @@ func testAPI(t *testing.T, engine string) {
 
 	created := func(minutes float64) func(t *testing.T, r response) {
 		return func(t *testing.T, r response) {
-			var ct management.CreatedToken
+			var ct mgmtapi.CreatedToken
 			r.json(t, &ct)
 			if !strings.HasPrefix(ct.Token, "llmp_") || ct.ID == "" || ct.ExpiresAt == nil || ct.ProjectID != p.ID {
 				t.Fatalf("created %+v", ct)
@@ -138,7 +139,7 @@ func testAPI(t *testing.T, engine string) {
 			if _, ok := raw["max_requests"]; ok {
 				t.Fatalf("max_requests present for unlimited token: %s", r.body)
 			}
-			var ct management.CreatedToken
+			var ct mgmtapi.CreatedToken
 			r.json(t, &ct)
 			if ct.Limits.RequestsPerMinute != 7 {
 				t.Fatalf("token_defaults not applied: %+v", ct.Limits)
@@ -146,7 +147,7 @@ func testAPI(t *testing.T, engine string) {
 		}},
 		{name: "create duration string", method: "POST", path: "/manage/tokens", body: `{"project_id":"{p}","duration":"24h","max_requests":5}`, status: 201, check: func(t *testing.T, r response) {
 			created(24*60)(t, r)
-			var ct management.CreatedToken
+			var ct mgmtapi.CreatedToken
 			r.json(t, &ct)
 			if ct.MaxRequests == nil || *ct.MaxRequests != 5 {
 				t.Fatalf("max_requests %v", ct.MaxRequests)
@@ -155,7 +156,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "create days", method: "POST", path: "/manage/tokens", body: `{"project_id":"{p}","duration":"30d"}`, status: 201, check: created(30 * 24 * 60)},
 		{name: "create expires_at", method: "POST", path: "/manage/tokens", body: `{"projectId":"{p}","expires_at":"` + time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339) + `","limits":{"requests_per_day":3}}`, status: 201, check: func(t *testing.T, r response) {
 			created(120)(t, r)
-			var ct management.CreatedToken
+			var ct mgmtapi.CreatedToken
 			r.json(t, &ct)
 			if ct.Limits.RequestsPerDay != 3 || ct.Limits.RequestsPerMinute != 0 {
 				t.Fatalf("explicit limits %+v", ct.Limits)
@@ -175,7 +176,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "create bad json", method: "POST", path: "/manage/tokens", body: `{"project_id":5}`, status: 400, code: "invalid_request"},
 
 		{name: "list", method: "GET", path: "/manage/tokens", status: 200, check: func(t *testing.T, r response) {
-			var ts []management.TokenResponse
+			var ts []mgmtapi.Token
 			r.json(t, &ts)
 			if len(ts) != 5 || r.header.Get("X-Total-Count") != "5" {
 				t.Fatalf("list %d, total %q", len(ts), r.header.Get("X-Total-Count"))
@@ -190,7 +191,7 @@ func testAPI(t *testing.T, engine string) {
 			}
 		}},
 		{name: "list by project", method: "GET", path: "/manage/tokens?project_id={p}&page_size=2", status: 200, check: func(t *testing.T, r response) {
-			var ts []management.TokenResponse
+			var ts []mgmtapi.Token
 			r.json(t, &ts)
 			if len(ts) != 2 || r.header.Get("X-Total-Count") != "5" || !strings.Contains(r.header.Get("Link"), `rel="next"`) {
 				t.Fatalf("list %d, headers %v", len(ts), r.header)
@@ -210,7 +211,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "list page=x", method: "GET", path: "/manage/tokens?page=x", status: 400, code: "invalid_request"},
 
 		{name: "get", method: "GET", path: "/manage/tokens/{t}", status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.ID != tokID || !tk.IsActive || tk.MaxRequests != nil || tk.DeactivatedAt != nil {
 				t.Fatalf("get %+v", tk)
@@ -227,7 +228,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "get garbage", method: "GET", path: "/manage/tokens/llmp_abc", status: 404, code: "not_found"},
 
 		{name: "patch max_requests", method: "PATCH", path: "/manage/tokens/{t}", body: `{"max_requests":10}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.MaxRequests == nil || *tk.MaxRequests != 10 {
 				t.Fatalf("max %v", tk.MaxRequests)
@@ -237,35 +238,35 @@ func testAPI(t *testing.T, engine string) {
 			}
 		}},
 		{name: "patch max_requests 0 = unlimited", method: "PATCH", path: "/manage/tokens/{t}", body: `{"max_requests":0}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.MaxRequests != nil {
 				t.Fatalf("max %v", *tk.MaxRequests)
 			}
 		}},
 		{name: "patch expires_at", method: "PATCH", path: "/manage/tokens/{t}", body: `{"expires_at":"` + time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339) + `"}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.ExpiresAt == nil || time.Until(*tk.ExpiresAt) < 47*time.Hour {
 				t.Fatalf("expires %v", tk.ExpiresAt)
 			}
 		}},
 		{name: "patch expires_at null", method: "PATCH", path: "/manage/tokens/{t}", body: `{"expires_at":null}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.ExpiresAt != nil {
 				t.Fatalf("expires %v", tk.ExpiresAt)
 			}
 		}},
 		{name: "patch deactivate", method: "PATCH", path: "/manage/tokens/{t}", body: `{"is_active":false}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if tk.IsActive || tk.DeactivatedAt == nil {
 				t.Fatalf("deactivated %+v", tk)
 			}
 		}},
 		{name: "patch reactivate", method: "PATCH", path: "/manage/tokens/{t}", body: `{"is_active":true}`, status: 200, check: func(t *testing.T, r response) {
-			var tk management.TokenResponse
+			var tk mgmtapi.Token
 			r.json(t, &tk)
 			if !tk.IsActive || tk.DeactivatedAt != nil {
 				t.Fatalf("reactivated %+v", tk)
@@ -285,7 +286,7 @@ func testAPI(t *testing.T, engine string) {
 		{name: "delete again", method: "DELETE", path: "/manage/tokens/{t}", status: 204},
 		{name: "delete unknown", method: "DELETE", path: "/manage/tokens/{missing}", status: 404, code: "not_found", msg: "token not found"},
 		{name: "list active only", method: "GET", path: "/manage/tokens?active_only=true", status: 200, check: func(t *testing.T, r response) {
-			var ts []management.TokenResponse
+			var ts []mgmtapi.Token
 			r.json(t, &ts)
 			if len(ts) != 4 {
 				t.Fatalf("active tokens %d", len(ts))

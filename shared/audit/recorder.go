@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
@@ -227,37 +228,13 @@ func (r *Recorder) Close() error {
 	return err
 }
 
-// FileEvent is the JSON form of a record, in the file and in API responses
-// (the original's field names, with details as an object).
-type FileEvent struct {
-	ID            string         `json:"id"`
-	Seq           int64          `json:"seq,omitempty"`
-	Timestamp     time.Time      `json:"timestamp"`
-	Action        string         `json:"action"`
-	Actor         string         `json:"actor"`
-	Outcome       string         `json:"outcome"`
-	Result        string         `json:"result"`
-	ProjectID     string         `json:"project_id,omitempty"`
-	TokenID       string         `json:"token_id,omitempty"`
-	RequestID     string         `json:"request_id,omitempty"`
-	CorrelationID string         `json:"correlation_id,omitempty"`
-	ClientIP      string         `json:"client_ip,omitempty"`
-	Method        string         `json:"method,omitempty"`
-	Path          string         `json:"path,omitempty"`
-	UserAgent     string         `json:"user_agent,omitempty"`
-	Reason        string         `json:"reason,omitempty"`
-	Details       map[string]any `json:"details"`
-	PrevHash      string         `json:"prev_hash,omitempty"`
-	Hash          string         `json:"hash,omitempty"`
-}
-
-// FileRecord converts e to its JSON form.
-func FileRecord(e llmproxy.AuditEvent) FileEvent {
+// FileRecord converts e to its JSON form, in the file and in API responses.
+func FileRecord(e llmproxy.AuditEvent) mgmtapi.AuditEvent {
 	d := e.Details
 	if d == nil {
 		d = map[string]any{}
 	}
-	return FileEvent{
+	return mgmtapi.AuditEvent{
 		ID: e.ID, Seq: e.Seq, Timestamp: e.Timestamp.UTC(), Action: e.Action, Actor: e.Actor,
 		Outcome: e.Outcome, Result: e.Outcome, ProjectID: e.ProjectID, TokenID: e.TokenID,
 		RequestID: e.RequestID, CorrelationID: e.CorrelationID, ClientIP: e.ClientIP,

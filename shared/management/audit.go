@@ -5,18 +5,19 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
 // ListAudit returns a page of audit events, newest first (audited as
 // audit.list). Events is never nil.
-func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery) (AuditList, error) {
+func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery) (mgmtapi.AuditList, error) {
 	page, err := pageOf(q.Page, q.PageSize)
 	if err != nil {
-		return AuditList{}, s.fail(ctx, a, ActionAuditList, err, nil)
+		return mgmtapi.AuditList{}, s.fail(ctx, a, ActionAuditList, err, nil)
 	}
 	if q.Since != nil && q.Until != nil && q.Until.Before(*q.Since) {
-		return AuditList{}, s.fail(ctx, a, ActionAuditList, invalidf("end_time must not be before start_time"), nil)
+		return mgmtapi.AuditList{}, s.fail(ctx, a, ActionAuditList, invalidf("end_time must not be before start_time"), nil)
 	}
 	f := store.AuditFilter{
 		Action: q.Action, Outcome: q.Outcome, Actor: q.Actor, ProjectID: q.ProjectID, TokenID: q.TokenID,
@@ -27,9 +28,9 @@ func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery) (AuditLi
 	evs, total, err := s.store.ListAudit(ctx, f)
 	if err != nil {
 		err = translate(err, msgAuditEventNotFound)
-		return AuditList{}, s.record(ctx, s.event(a, ActionAuditList, err, details), err)
+		return mgmtapi.AuditList{}, s.record(ctx, s.event(a, ActionAuditList, err, details), err)
 	}
-	out := AuditList{Events: make([]AuditEventResponse, 0, len(evs)), Pagination: newPagination(page.Number, page.Limit(), total)}
+	out := mgmtapi.AuditList{Events: make([]mgmtapi.AuditEvent, 0, len(evs)), Pagination: mgmtapi.NewPagination(page.Number, page.Limit(), total)}
 	for _, e := range evs {
 		out.Events = append(out.Events, audit.FileRecord(e))
 	}
@@ -39,37 +40,37 @@ func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery) (AuditLi
 }
 
 // GetAudit returns one audit event (audited as audit.show).
-func (s *Service) GetAudit(ctx context.Context, a Actor, id string) (AuditEventResponse, error) {
+func (s *Service) GetAudit(ctx context.Context, a Actor, id string) (mgmtapi.AuditEvent, error) {
 	details := map[string]any{"audit_event_id": truncate(id, 64)}
 	if !validID(id) {
-		return AuditEventResponse{}, s.fail(ctx, a, ActionAuditShow, notFound(msgAuditEventNotFound), details)
+		return mgmtapi.AuditEvent{}, s.fail(ctx, a, ActionAuditShow, notFound(msgAuditEventNotFound), details)
 	}
 	e, err := s.store.GetAudit(ctx, id)
 	if err != nil {
 		err = translate(err, msgAuditEventNotFound)
-		return AuditEventResponse{}, s.record(ctx, s.event(a, ActionAuditShow, err, details), err)
+		return mgmtapi.AuditEvent{}, s.record(ctx, s.event(a, ActionAuditShow, err, details), err)
 	}
 	return audit.FileRecord(e), s.record(ctx, s.event(a, ActionAuditShow, nil, details), nil)
 }
 
 // PurgeCache deletes cached responses (audited as cache.purge). A nil purger
 // means caching is disabled (400).
-func (s *Service) PurgeCache(ctx context.Context, a Actor, p CachePurger, in PurgeCacheInput) (PurgeCacheResult, error) {
+func (s *Service) PurgeCache(ctx context.Context, a Actor, p CachePurger, in PurgeCacheInput) (mgmtapi.PurgeResult, error) {
 	details := map[string]any{}
 	if p == nil {
 		details["reason"] = "caching_disabled"
-		return PurgeCacheResult{}, s.fail(ctx, a, ActionCachePurge, invalidf(msgCachingDisabled), details)
+		return mgmtapi.PurgeResult{}, s.fail(ctx, a, ActionCachePurge, invalidf(msgCachingDisabled), details)
 	}
 	req, kind, err := purgeRequest(in)
 	details["purge_type"] = kind
 	if err != nil {
 		details["reason"] = "missing_fields"
-		return PurgeCacheResult{}, s.fail(ctx, a, ActionCachePurge, err, details)
+		return mgmtapi.PurgeResult{}, s.fail(ctx, a, ActionCachePurge, err, details)
 	}
 	if kind != "all" {
 		if _, err := s.getProject(ctx, in.ProjectID); err != nil {
 			details["provided_id"] = truncate(in.ProjectID, 64)
-			return PurgeCacheResult{}, s.fail(ctx, a, ActionCachePurge, err, details)
+			return mgmtapi.PurgeResult{}, s.fail(ctx, a, ActionCachePurge, err, details)
 		}
 	}
 	if kind == "exact" {
@@ -80,12 +81,12 @@ func (s *Service) PurgeCache(ctx context.Context, a Actor, p CachePurger, in Pur
 		err = translate(err, "cache entry not found")
 		e := s.event(a, ActionCachePurge, err, details)
 		e.ProjectID = in.ProjectID
-		return PurgeCacheResult{}, s.record(ctx, e, err)
+		return mgmtapi.PurgeResult{}, s.record(ctx, e, err)
 	}
 	details["deleted"] = n
 	e := s.event(a, ActionCachePurge, nil, details)
 	e.ProjectID = in.ProjectID
-	return PurgeCacheResult{Deleted: n, PurgeType: kind}, s.record(ctx, e, nil)
+	return mgmtapi.PurgeResult{Deleted: n, PurgeType: kind}, s.record(ctx, e, nil)
 }
 
 func purgeRequest(in PurgeCacheInput) (req llmproxy.CachePurge, kind string, err error) {

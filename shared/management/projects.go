@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -85,21 +86,21 @@ func validateLimits(field string, l *llmproxy.Limits) error {
 
 // CreateProject creates an active project. The upstream key is encrypted
 // before it reaches the store and only its masked form is returned.
-func (s *Service) CreateProject(ctx context.Context, a Actor, in CreateProjectInput) (ProjectResponse, error) {
+func (s *Service) CreateProject(ctx context.Context, a Actor, in CreateProjectInput) (mgmtapi.Project, error) {
 	details := map[string]any{"project_name": in.Name}
 	if in.Name == "" || in.APIKey == "" {
 		details["name_provided"] = in.Name != ""
 		details["api_key_provided"] = in.APIKey != ""
-		return ProjectResponse{}, s.fail(ctx, a, ActionProjectCreate, invalidf(msgNameAndKeyRequired), details)
+		return mgmtapi.Project{}, s.fail(ctx, a, ActionProjectCreate, invalidf(msgNameAndKeyRequired), details)
 	}
 	if err := firstErr(validateName(in.Name), validateAPIKey(in.APIKey),
 		validateLimits("limits", in.Limits), validateLimits("token_defaults", in.TokenDefaults)); err != nil {
-		return ProjectResponse{}, s.fail(ctx, a, ActionProjectCreate, err, details)
+		return mgmtapi.Project{}, s.fail(ctx, a, ActionProjectCreate, err, details)
 	}
 	ct, err := s.keyring.Encrypt(in.APIKey)
 	if err != nil {
 		err = llmproxy.Wrap(errInternal, llmproxy.CodeInternal, "failed to create project", err)
-		return ProjectResponse{}, s.fail(ctx, a, ActionProjectCreate, err, details)
+		return mgmtapi.Project{}, s.fail(ctx, a, ActionProjectCreate, err, details)
 	}
 	p := llmproxy.Project{
 		ID: uuid.NewString(), Name: in.Name, APIKeyEncrypted: ct, APIKeyHint: s.mask(in.APIKey), IsActive: true,
@@ -123,7 +124,7 @@ func (s *Service) CreateProject(ctx context.Context, a Actor, in CreateProjectIn
 	created, err := s.store.CreateProject(ctx, p, cb)
 	m.done(func() llmproxy.AuditEvent { return build(err) })
 	if err != nil {
-		return ProjectResponse{}, translate(err, msgProjectNotFound)
+		return mgmtapi.Project{}, translate(err, msgProjectNotFound)
 	}
 	changed := []string{"name", "api_key", "is_active"}
 	if in.Limits != nil {
@@ -137,14 +138,14 @@ func (s *Service) CreateProject(ctx context.Context, a Actor, in CreateProjectIn
 }
 
 // GetProject returns one project (audited as project.read).
-func (s *Service) GetProject(ctx context.Context, a Actor, id string) (ProjectResponse, error) {
+func (s *Service) GetProject(ctx context.Context, a Actor, id string) (mgmtapi.Project, error) {
 	p, err := s.getProject(ctx, id)
 	e := s.event(a, ActionProjectRead, err, nil)
 	e.ProjectID = id
 	if err != nil {
 		e.Details["provided_id"] = truncate(id, 64)
 		e.ProjectID = ""
-		return ProjectResponse{}, s.record(ctx, e, err)
+		return mgmtapi.Project{}, s.record(ctx, e, err)
 	}
 	return s.projectView(p), s.record(ctx, e, nil)
 }
@@ -175,7 +176,7 @@ func (s *Service) ListProjects(ctx context.Context, a Actor, q ProjectQuery) (Pr
 	if err != nil {
 		return ProjectList{}, s.record(ctx, s.event(a, ActionProjectList, err, details), err)
 	}
-	out := ProjectList{Projects: make([]ProjectResponse, 0, len(ps)), Pagination: newPagination(page.Number, page.Limit(), total)}
+	out := ProjectList{Projects: make([]mgmtapi.Project, 0, len(ps)), Pagination: mgmtapi.NewPagination(page.Number, page.Limit(), total)}
 	for _, p := range ps {
 		out.Projects = append(out.Projects, s.projectView(p))
 	}
@@ -187,29 +188,29 @@ func (s *Service) ListProjects(ctx context.Context, a Actor, q ProjectQuery) (Pr
 // UpdateProject changes a project. is_active=false persists deactivated_at
 // (and with RevokeTokens revokes every active token in the same
 // transaction); is_active=true reactivates.
-func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in UpdateProjectInput) (ProjectResponse, error) {
+func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in UpdateProjectInput) (mgmtapi.Project, error) {
 	details := map[string]any{}
 	if !validID(id) {
 		details["provided_id"] = truncate(id, 64)
-		return ProjectResponse{}, s.fail(ctx, a, ActionProjectUpdate, notFound(msgProjectNotFound), details)
+		return mgmtapi.Project{}, s.fail(ctx, a, ActionProjectUpdate, notFound(msgProjectNotFound), details)
 	}
 	var u store.ProjectUpdate
 	var fields []string
 	if in.Name != nil {
 		if err := validateName(*in.Name); err != nil {
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
 		}
 		u.Name = in.Name
 		fields = append(fields, "name")
 	}
 	if in.APIKey != nil && *in.APIKey != "" {
 		if err := validateAPIKey(*in.APIKey); err != nil {
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
 		}
 		ct, err := s.keyring.Encrypt(*in.APIKey)
 		if err != nil {
 			err = llmproxy.Wrap(errInternal, llmproxy.CodeInternal, "failed to update project", err)
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
 		}
 		hint := s.mask(*in.APIKey)
 		u.APIKeyEncrypted, u.APIKeyHint = &ct, &hint
@@ -217,7 +218,7 @@ func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in Upda
 	}
 	if in.RevokeTokens != nil && *in.RevokeTokens {
 		if in.IsActive == nil || *in.IsActive {
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, invalidf(msgRevokeNeedsInactive), details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, invalidf(msgRevokeNeedsInactive), details)
 		}
 		u.RevokeTokens = true
 	}
@@ -227,20 +228,20 @@ func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in Upda
 	}
 	if in.Limits != nil {
 		if err := validateLimits("limits", in.Limits); err != nil {
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
 		}
 		u.Limits = in.Limits
 		fields = append(fields, "limits")
 	}
 	if in.TokenDefaults != nil {
 		if err := validateLimits("token_defaults", in.TokenDefaults); err != nil {
-			return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
+			return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, err, details)
 		}
 		u.TokenDefaults = in.TokenDefaults
 		fields = append(fields, "token_defaults")
 	}
 	if len(fields) == 0 {
-		return ProjectResponse{}, s.failProject(ctx, a, ActionProjectUpdate, id, invalidf(msgNoFieldsToUpdate), details)
+		return mgmtapi.Project{}, s.failProject(ctx, a, ActionProjectUpdate, id, invalidf(msgNoFieldsToUpdate), details)
 	}
 	details["updated_fields"] = fields
 	m := s.newMutation()
@@ -268,7 +269,7 @@ func (s *Service) UpdateProject(ctx context.Context, a Actor, id string, in Upda
 	p, r, err := s.store.UpdateProject(ctx, id, u, cb)
 	m.done(func() llmproxy.AuditEvent { return build(p, r, err) })
 	if err != nil {
-		return ProjectResponse{}, translate(err, msgProjectNotFound)
+		return mgmtapi.Project{}, translate(err, msgProjectNotFound)
 	}
 	// Deactivation, reactivation, revocation and key changes all change what
 	// the proxy may have cached for this project.

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
@@ -96,9 +97,9 @@ func (s *Service) expiry(in CreateTokenInput, details map[string]any) (time.Time
 // CreateToken issues a token for an active project and returns its plaintext,
 // which is never available again. Limits default to the project's
 // token_defaults.
-func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput) (CreatedToken, error) {
+func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput) (mgmtapi.CreatedToken, error) {
 	details := map[string]any{}
-	failT := func(err error) (CreatedToken, error) {
+	failT := func(err error) (mgmtapi.CreatedToken, error) {
 		e := s.event(a, ActionTokenCreate, err, details)
 		if errors.Is(err, llmproxy.ErrInvalid) {
 			e.Details["validation_error"] = llmproxy.ErrorMessage(err)
@@ -106,7 +107,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 		if validID(in.ProjectID) && !errors.Is(err, llmproxy.ErrNotFound) {
 			e.ProjectID = in.ProjectID
 		}
-		return CreatedToken{}, s.record(ctx, e, err)
+		return mgmtapi.CreatedToken{}, s.record(ctx, e, err)
 	}
 	if in.ProjectID == "" {
 		return failT(invalidf("project_id is required"))
@@ -169,23 +170,23 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 	created, err := s.store.CreateToken(ctx, t, cb)
 	m.done(func() llmproxy.AuditEvent { return build(err) })
 	if err != nil {
-		return CreatedToken{}, translate(err, msgProjectNotFound)
+		return mgmtapi.CreatedToken{}, translate(err, msgProjectNotFound)
 	}
 	s.announceTokenCreated(ctx, m.ev, created)
 	v := tokenView(created)
-	return CreatedToken{
+	return mgmtapi.CreatedToken{
 		ID: created.ID, Token: plain, Hint: created.Hint, ProjectID: created.ProjectID, ExpiresAt: v.ExpiresAt,
 		MaxRequests: v.MaxRequests, IsActive: created.IsActive, CreatedAt: v.CreatedAt, Limits: created.Limits,
 	}, nil
 }
 
 // GetToken returns one token (audited as token.read).
-func (s *Service) GetToken(ctx context.Context, a Actor, id string) (TokenResponse, error) {
+func (s *Service) GetToken(ctx context.Context, a Actor, id string) (mgmtapi.Token, error) {
 	t, err := s.getToken(ctx, id)
 	e := s.event(a, ActionTokenRead, err, nil)
 	if err != nil {
 		e.Details["provided_id"] = truncate(id, 64)
-		return TokenResponse{}, s.record(ctx, e, err)
+		return mgmtapi.Token{}, s.record(ctx, e, err)
 	}
 	e.TokenID, e.ProjectID = t.ID, t.ProjectID
 	return tokenView(t), s.record(ctx, e, nil)
@@ -215,7 +216,7 @@ func (s *Service) ListTokens(ctx context.Context, a Actor, q TokenQuery) (TokenL
 	}
 	if q.ProjectID != "" && !validID(q.ProjectID) {
 		// An id that cannot exist matches nothing.
-		out := TokenList{Tokens: []TokenResponse{}, Pagination: newPagination(page.Number, page.Limit(), 0)}
+		out := TokenList{Tokens: []mgmtapi.Token{}, Pagination: mgmtapi.NewPagination(page.Number, page.Limit(), 0)}
 		details["token_count"] = 0
 		return out, s.record(ctx, s.event(a, ActionTokenList, nil, details), nil)
 	}
@@ -224,7 +225,7 @@ func (s *Service) ListTokens(ctx context.Context, a Actor, q TokenQuery) (TokenL
 		err = translate(err, msgTokenNotFound)
 		return TokenList{}, s.record(ctx, s.event(a, ActionTokenList, err, details), err)
 	}
-	out := TokenList{Tokens: make([]TokenResponse, 0, len(ts)), Pagination: newPagination(page.Number, page.Limit(), total)}
+	out := TokenList{Tokens: make([]mgmtapi.Token, 0, len(ts)), Pagination: mgmtapi.NewPagination(page.Number, page.Limit(), total)}
 	for _, t := range ts {
 		out.Tokens = append(out.Tokens, tokenView(t))
 	}
@@ -238,19 +239,19 @@ func (s *Service) ListTokens(ctx context.Context, a Actor, q TokenQuery) (TokenL
 }
 
 // UpdateToken changes is_active, max_requests, expires_at or limits.
-func (s *Service) UpdateToken(ctx context.Context, a Actor, id string, in UpdateTokenInput) (TokenResponse, error) {
+func (s *Service) UpdateToken(ctx context.Context, a Actor, id string, in UpdateTokenInput) (mgmtapi.Token, error) {
 	details := map[string]any{}
-	failT := func(err error) (TokenResponse, error) {
+	failT := func(err error) (mgmtapi.Token, error) {
 		if !errors.Is(err, llmproxy.ErrNotFound) && validID(id) {
 			e := s.event(a, ActionTokenUpdate, err, details)
 			e.TokenID = id
 			if errors.Is(err, llmproxy.ErrInvalid) {
 				e.Details["validation_error"] = llmproxy.ErrorMessage(err)
 			}
-			return TokenResponse{}, s.record(ctx, e, err)
+			return mgmtapi.Token{}, s.record(ctx, e, err)
 		}
 		details["provided_id"] = truncate(id, 64)
-		return TokenResponse{}, s.fail(ctx, a, ActionTokenUpdate, err, details)
+		return mgmtapi.Token{}, s.fail(ctx, a, ActionTokenUpdate, err, details)
 	}
 	if !validID(id) {
 		return failT(notFound(msgTokenNotFound))
@@ -312,7 +313,7 @@ func (s *Service) UpdateToken(ctx context.Context, a Actor, id string, in Update
 	t, err := s.store.UpdateToken(ctx, id, u, cb)
 	m.done(func() llmproxy.AuditEvent { return build(t, err) })
 	if err != nil {
-		return TokenResponse{}, translate(err, msgTokenNotFound)
+		return mgmtapi.Token{}, translate(err, msgTokenNotFound)
 	}
 	s.invalidateToken(ctx, id)
 	if in.IsActive != nil && !*in.IsActive {

@@ -17,6 +17,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
+	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
@@ -165,7 +166,7 @@ func Actor(svc *management.Service, r *http.Request) audit.Actor {
 
 // SetListHeaders sets X-Total-Count and an RFC 8288 Link header with first,
 // prev, next and last pages of the list at r's URL.
-func SetListHeaders(w http.ResponseWriter, r *http.Request, p management.Pagination) {
+func SetListHeaders(w http.ResponseWriter, r *http.Request, p mgmtapi.Pagination) {
 	w.Header().Set("X-Total-Count", strconv.Itoa(p.TotalCount))
 	if l := LinkHeader(r.URL, p); l != "" {
 		w.Header().Set("Link", l)
@@ -173,7 +174,7 @@ func SetListHeaders(w http.ResponseWriter, r *http.Request, p management.Paginat
 }
 
 // LinkHeader renders the Link header value for pagination p at u.
-func LinkHeader(u *url.URL, p management.Pagination) string {
+func LinkHeader(u *url.URL, p mgmtapi.Pagination) string {
 	last := max(p.TotalPages, 1)
 	link := func(page int, rel string) string {
 		q := u.Query()
