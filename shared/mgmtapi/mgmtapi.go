@@ -1,8 +1,8 @@
 // Package mgmtapi holds the JSON wire types of the management API (/manage):
 // the projects, tokens, audit records and pages it answers with. They are
 // shared by the service that builds them (shared/management), the HTTP
-// handlers that encode them, the CLI client that decodes them and the admin
-// UI that renders them (templates), so that none of these needs the others.
+// handlers that encode them and the admin UI that renders them (templates),
+// and a client can decode them, without any of these linking the others.
 // The package imports only shared/llmproxy and the standard library.
 package mgmtapi
 
