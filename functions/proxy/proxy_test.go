@@ -432,7 +432,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 
 func TestKeepAliveOnIdleStream(t *testing.T) {
 	h := newHarness(t, harnessOpts{
-		mock: mockopenai.Options{Chunks: 2, ChunkDelay: 400 * time.Millisecond},
+		mock: mockopenai.Options{Chunks: 2, ChunkDelay: 150 * time.Millisecond}, // 3 keep-alive intervals
 		cfg:  func(c *config.Proxy) { c.StreamKeepAlive = 50 * time.Millisecond },
 	})
 	r := h.do(t, "POST", "/v1/chat/completions", goodToken, `{"model":"gpt-4o","stream":true,"messages":[]}`, nil)
