@@ -24,6 +24,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/ratelimit"
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 	"github.com/llm-proxy/llm-proxy/shared/tokens"
 )
 
@@ -261,11 +262,14 @@ apis:
 // sseEvents reads a streamed response and returns the data payloads.
 func sseEvents(t *testing.T, body io.Reader) []string {
 	t.Helper()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []string
-	sc := bufio.NewScanner(body)
-	for sc.Scan() {
-		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			out = append(out, d)
+	for line := range sse.Lines(b) {
+		if name, value := sse.Field(line); string(name) == "data" {
+			out = append(out, string(value))
 		}
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/jsonscan"
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 	"github.com/llm-proxy/llm-proxy/shared/usage"
 )
 
@@ -58,8 +59,8 @@ type relay struct {
 	acc  *usage.Stream
 	keep int64
 
-	parser      *usage.Parser
-	emitFn      func(raw []byte, ev usage.Event)
+	parser      *sse.Parser
+	emitFn      func(raw []byte, ev sse.Event)
 	strip       bool
 	passthrough bool    // an event was too large to parse: bytes pass as they are
 	out         *[]byte // pooled: the events of the last read, as the client gets them
@@ -90,7 +91,7 @@ type relay struct {
 func newRelay(ctx context.Context, src io.ReadCloser, st *state, cfg config.Proxy) *relay {
 	r := &relay{
 		ctx: ctx, src: src, acc: usage.NewStream(0),
-		parser: usage.NewParser(maxEvent), strip: st.stripUsage,
+		parser: sse.NewParser(maxEvent), strip: st.stripUsage,
 		client: st.client, keepAlive: cfg.StreamKeepAlive,
 	}
 	r.emitFn = r.emit
@@ -206,7 +207,7 @@ func (r *relay) end(err error) {
 }
 
 // emit handles one complete event.
-func (r *relay) emit(raw []byte, ev usage.Event) {
+func (r *relay) emit(raw []byte, ev sse.Event) {
 	out := r.out
 	if !ev.HasData {
 		*out = append(*out, raw...)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 )
 
 // DefaultKeyHeaders are request headers that are part of every key, whatever
@@ -280,7 +281,7 @@ func (c *Cache) replay(w http.ResponseWriter, r *http.Request, e *entry, key str
 		return
 	}
 	rc := http.NewResponseController(w)
-	for ev := range sseEvents(e.Body) {
+	for ev := range sse.Events(e.Body) {
 		if _, err := w.Write(ev); err != nil {
 			return // client gone
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 )
 
 func TestBodyDigest(t *testing.T) {
@@ -104,7 +106,7 @@ func FuzzDecodeRecord(f *testing.F) {
 func TestSSEEvents(t *testing.T) {
 	body := "data: a\n\n: keep-alive\n\nevent: x\r\ndata: b\r\n\r\ndata: [DONE]\n\n"
 	var evs []string
-	for ev := range sseEvents([]byte(body)) {
+	for ev := range sse.Events([]byte(body)) {
 		evs = append(evs, string(ev))
 	}
 	if strings.Join(evs, "") != body || len(evs) != 4 {

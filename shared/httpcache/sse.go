@@ -2,16 +2,10 @@ package httpcache
 
 import (
 	"bytes"
-	"iter"
 	"strings"
 
 	"github.com/llm-proxy/llm-proxy/shared/sse"
 )
-
-// sseEvents yields the events of a raw SSE body, each with its terminating
-// blank line, so that writing them in order reproduces the body (CRLF, LF
-// and CR line ends alike: sse.Events).
-func sseEvents(b []byte) iter.Seq[[]byte] { return sse.Events(b) }
 
 // streamFinished reports whether a captured stream is a complete answer:
 // it ends on an event boundary, and for OpenAI's own stream formats with its

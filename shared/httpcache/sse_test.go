@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/llm-proxy/llm-proxy/shared/sse"
 )
 
 // TestStreamLineEnds: a captured stream is split, checked and stripped of
@@ -28,7 +30,7 @@ func TestStreamLineEnds(t *testing.T) {
 			events := []string{ev("data: a"), ev(": keep-alive"), ev("event: x", "data: b"), ev("data: [DONE]")}
 			body := strings.Join(events, "")
 			var got []string
-			for e := range sseEvents([]byte(body)) {
+			for e := range sse.Events([]byte(body)) {
 				got = append(got, string(e))
 			}
 			if !slices.Equal(got, events) {
@@ -86,7 +88,7 @@ func BenchmarkStreamStore(b *testing.B) {
 		}
 		stored := stripComments(body)
 		n := 0
-		for range sseEvents(stored) {
+		for range sse.Events(stored) {
 			n++
 		}
 		if n != 102 {
