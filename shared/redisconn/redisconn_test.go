@@ -26,6 +26,7 @@ func TestOptionsFollowConfiguration(t *testing.T) {
 // The features llm-proxy uses work over RESP2: scripts, pipelines and
 // pub/sub (the revocation bus).
 func TestRESP2ServesWhatLLMProxyUses(t *testing.T) {
+	testenv.NeedsService(t, "Redis")
 	c := New(config.Redis{Addr: testenv.RedisAddr(), Timeout: 2 * time.Second})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
