@@ -5,7 +5,6 @@
 package managementtest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -62,25 +61,6 @@ func OpenStore(t testing.TB, cfg config.Database) store.Store {
 	return st
 }
 
-// SyncBuffer is a bytes.Buffer safe for concurrent writers (a slog sink).
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Invalidations records what the service asked to invalidate.
 type Invalidations struct {
 	mu       sync.Mutex
@@ -130,7 +110,7 @@ type Env struct {
 	Service       *management.Service
 	Auth          *mgmtauth.Auth
 	Invalidations *Invalidations
-	Logs          *SyncBuffer
+	Logs          *testenv.Buffer
 	Log           *slog.Logger
 	AuditFile     string
 }
@@ -143,7 +123,7 @@ type Options struct {
 // New builds an Env on engine.
 func New(t testing.TB, engine string, o Options) *Env {
 	t.Helper()
-	e := &Env{Engine: engine, Logs: &SyncBuffer{}, Invalidations: &Invalidations{}}
+	e := &Env{Engine: engine, Logs: &testenv.Buffer{}, Invalidations: &Invalidations{}}
 	e.Log = slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.DB = DatabaseConfig(t, engine)
 	e.Store = OpenStore(t, e.DB)
