@@ -6,13 +6,15 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
 )
 
 func TestMemoryDedup(t *testing.T) {
 	ctx := context.Background()
-	clock := time.Unix(1000, 0)
+	clk := testenv.NewClock(time.Unix(1000, 0))
 	d := NewMemoryDedup(3, time.Hour, time.Minute)
-	d.epoch, d.now = clock, func() time.Time { return clock }
+	d.epoch, d.now = clk.Now(), clk.Now
 	claim := func(lease string, keys ...string) string {
 		t.Helper()
 		states, err := d.Claim(ctx, keys, lease)
@@ -53,14 +55,14 @@ func TestMemoryDedup(t *testing.T) {
 	}
 
 	// A lease expires (a crashed holder); done expires after the TTL.
-	clock = clock.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if got := claim("l4", "b"); got != "[1]" {
 		t.Fatalf("expired lease: %s", got)
 	}
 	if got := claim("l4", "a"); got != "[2]" {
 		t.Fatalf("done within the TTL: %s", got)
 	}
-	clock = clock.Add(time.Hour)
+	clk.Advance(time.Hour)
 	if got := claim("l5", "a"); got != "[1]" {
 		t.Fatalf("done past the TTL: %s", got)
 	}
