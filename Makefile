@@ -45,20 +45,22 @@ lint: ## go vet and a gofmt check
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: generate
-generate: ## Regenerate templ components and the README configuration table
+generate: ## Regenerate templ components, the README configuration table and the Helm chart's values table
 	$(TEMPL) generate -path templates
 	$(GO) run ./shared/config/cmd/configdoc -readme README.md
+	cd knative && $(GO) run ./cmd/chartdoc
 
 # generate-check regenerates into a scratch copy, so it never touches the tree.
 .PHONY: generate-check
-generate-check: ## Fail when a generated file (templ components, the README configuration table) is stale
+generate-check: ## Fail when a generated file (templ components, the README configuration table, the chart's values table) is stale
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r templates "$$tmp/templates" && cp README.md "$$tmp/README.md" && \
+	cp -r templates "$$tmp/templates" && cp README.md "$$tmp/README.md" && cp -r knative/chart "$$tmp/chart" && \
 	$(TEMPL) generate -path "$$tmp/templates" >/dev/null 2>&1 && \
 	$(GO) run ./shared/config/cmd/configdoc -readme "$$tmp/README.md" && \
-	if ! diff -r templates "$$tmp/templates" >/dev/null || ! diff -q README.md "$$tmp/README.md" >/dev/null; then \
+	(cd knative && $(GO) run ./cmd/chartdoc -chart "$$tmp/chart") && \
+	if ! diff -r templates "$$tmp/templates" >/dev/null || ! diff -q README.md "$$tmp/README.md" >/dev/null || ! diff -r knative/chart "$$tmp/chart" >/dev/null; then \
 	  echo "generated files are stale (diff below): run make generate and commit the result"; \
-	  diff -r templates "$$tmp/templates"; diff README.md "$$tmp/README.md"; exit 1; \
+	  diff -r templates "$$tmp/templates"; diff README.md "$$tmp/README.md"; diff -r knative/chart "$$tmp/chart"; exit 1; \
 	fi
 
 .PHONY: bench
