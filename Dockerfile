@@ -24,6 +24,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 ARG FUNCTION=proxy
 ENV FUNCTION_TARGET=${FUNCTION} PORT=8080
 COPY --from=build /out/app /app
-USER nonroot:nonroot
+# distroless nonroot is uid/gid 65532; numeric, so that runAsNonRoot can verify it
+USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/app"]
