@@ -360,12 +360,15 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int
 	h.errorPage(w, r, status, llmproxy.ErrorMessage(err))
 }
 
+// notFound is the 404 page of a signed-in user (with the navigation, like
+// every other page); signed out, it is the sign-in form.
 func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.sessions.load(w, r); err != nil {
+	s, err := h.sessions.load(w, r)
+	if err != nil {
 		http.Redirect(w, r, h.base+"/auth/login", http.StatusSeeOther)
 		return
 	}
-	h.errorPage(w, r, http.StatusNotFound, "There is no such page.")
+	h.errorPage(w, r.WithContext(withSession(r.Context(), s)), http.StatusNotFound, "There is no such page.")
 }
 
 func (h *handler) toDashboard(w http.ResponseWriter, r *http.Request) {

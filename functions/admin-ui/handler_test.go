@@ -504,3 +504,22 @@ func TestActionsWithoutJavaScript(t *testing.T) {
 		t.Errorf("unknown token: %d", r.status)
 	}
 }
+
+// TestNotFoundKeepsNavigation: an unknown page, signed in, is a 404 page
+// with the navigation bar and the sign-out form, like every other page.
+func TestNotFoundKeepsNavigation(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"/admin", ""} {
+		srv := uitest.StartServer(t, uitest.Options{Base: base})
+		c := signIn(t, srv)
+		r := c.get("/no-such-page")
+		if r.status != http.StatusNotFound || !strings.Contains(r.body, "There is no such page.") {
+			t.Fatalf("base %q: GET /no-such-page: %d", base, r.status)
+		}
+		for _, want := range []string{`<nav aria-label="Main">`, `href="` + base + `/projects"`, `action="` + base + `/auth/logout"`} {
+			if !strings.Contains(r.body, want) {
+				t.Errorf("base %q: the 404 page lacks %s", base, want)
+			}
+		}
+	}
+}
