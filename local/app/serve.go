@@ -62,9 +62,7 @@ func runServe(ctx context.Context, args []string, lookupEnv func(string) (string
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
-	ctx, stop := process.SignalContext(ctx)
-	defer stop()
-	// Resources: the key, the migrated database, Redis when configured.
+	// ctx ends on SIGTERM or SIGINT (local/cmd/llm-proxy). Resources: the key, the migrated database, Redis when configured.
 	key, err := serveEncryptionKey(cfg, log)
 	if err != nil {
 		return err
