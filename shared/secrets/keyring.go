@@ -158,6 +158,21 @@ func (k *Keyring) DeriveKey(purpose string) ([]byte, error) {
 	return out, nil
 }
 
+// DeriveKeys returns the key DeriveKey(purpose) gives for every master key,
+// current and previous, by key id: what verifies a value derived under a key
+// that has since been rotated into ENCRYPTION_KEY_PREVIOUS.
+func (kr *Keyring) DeriveKeys(purpose string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(kr.all))
+	for _, k := range kr.all {
+		d, err := hkdf.Key(sha256.New, k.raw, nil, "llm-proxy/v1/derived/"+purpose, 32)
+		if err != nil {
+			return nil, fmt.Errorf("derive %s key %s: %w", purpose, k.id, err)
+		}
+		out[k.id] = d
+	}
+	return out, nil
+}
+
 // keyID is the public id of a master key: 8 hex digits of a labelled SHA-256.
 // It reveals nothing usable about the key.
 func keyID(raw []byte) string {

@@ -367,3 +367,25 @@ func TestDeriveKey(t *testing.T) {
 		t.Fatal("another master key or purpose must derive another key")
 	}
 }
+
+// After a rotation, DeriveKeys still yields the old key's derivation under
+// the old key id, and the new key's under the current id.
+func TestDeriveKeysAfterRotation(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := newTestKey(t), newTestKey(t)
+	before, _ := NewKeyring(oldKey, nil)
+	after, err := NewKeyring(newKey, []string{oldKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldDerived, _ := before.DeriveKey("audit-chain")
+	newDerived, _ := after.DeriveKey("audit-chain")
+	all, err := after.DeriveKeys("audit-chain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || !bytes.Equal(all[before.CurrentKeyID()], oldDerived) || !bytes.Equal(all[after.CurrentKeyID()], newDerived) {
+		t.Fatalf("DeriveKeys = %d keys; old ok %v, new ok %v", len(all),
+			bytes.Equal(all[before.CurrentKeyID()], oldDerived), bytes.Equal(all[after.CurrentKeyID()], newDerived))
+	}
+}
