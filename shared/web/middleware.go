@@ -20,6 +20,30 @@ type StatusRecorder struct {
 	http.ResponseWriter
 	Status int
 	Bytes  int64
+
+	// outcome and errorCode are the handler's own account of how the
+	// request ended (SetOutcome), when the status sent does not say it.
+	outcome   int
+	errorCode string
+}
+
+// SetOutcome tells the access log how a request ended when the status on
+// the wire cannot say it: a stream that upstream cut after its 200 was sent
+// (logged 502) or that the client left (499). errorCode, when not empty, is
+// logged as error_code. It finds the StatusRecorder of AccessLog through
+// the Unwrap chain of w and reports false when there is none.
+func SetOutcome(w http.ResponseWriter, status int, errorCode string) bool {
+	for {
+		if rec, ok := w.(*StatusRecorder); ok {
+			rec.outcome, rec.errorCode = status, errorCode
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
 }
 
 // WriteHeader records the status.
@@ -57,10 +81,15 @@ func (s *StatusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap exposes the underlying writer to http.ResponseController.
 func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// AccessLog logs one line per request with slog: our request id, the
+// AccessLog logs exactly one line per request with slog, however it ends
+// (a normal return, a panic, an aborted handler): our request id, the
 // client's (client_request_id, when it sent a sane one), method, path,
-// status, bytes and duration. A request whose client went away before a
-// response is logged with status 499.
+// status, bytes, duration, and error_code when the handler gave one
+// (SetOutcome). A request whose client went away before the response was
+// whole is logged with status 499; the status the handler gave with
+// SetOutcome wins over the one sent. A handler that aborted
+// (http.ErrAbortHandler, as the reverse proxy does when a copy fails) is
+// logged with aborted=true, and the panic then goes on to net/http.
 //
 // The record is handed to the logger's handler directly: nothing is built
 // when its level is off, and no caller frame is captured (the source would
@@ -70,33 +99,57 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &StatusRecorder{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			logRequest(h, r, rec, start, v != nil)
+			if v != nil {
+				panic(v)
+			}
+		}()
 		next.ServeHTTP(rec, r)
-		ctx := r.Context()
-		status := rec.Status
-		if status == 0 && ctx.Err() != nil {
-			status = 499
-		}
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelWarn
-		}
-		if !h.Enabled(ctx, level) {
-			return
-		}
-		end := time.Now()
-		rd := slog.NewRecord(end, level, "http request", 0)
-		rd.AddAttrs(
-			slog.String("request_id", RequestID(ctx)),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Int64("bytes", rec.Bytes),
-			slog.Duration("duration", end.Sub(start)))
-		if id := ClientRequestID(ctx); id != "" {
-			rd.AddAttrs(slog.String("client_request_id", id))
-		}
-		_ = h.Handle(ctx, rd)
 	})
+}
+
+// logRequest writes the access-log line of r.
+func logRequest(h slog.Handler, r *http.Request, rec *StatusRecorder, start time.Time, aborted bool) {
+	ctx := r.Context()
+	status := rec.Status
+	switch {
+	case rec.outcome != 0:
+		status = rec.outcome
+	case ctx.Err() != nil && (status == 0 || aborted):
+		status = 499
+	case status == 0 && aborted:
+		status = http.StatusInternalServerError
+	case status == 0:
+		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	end := time.Now()
+	rd := slog.NewRecord(end, level, "http request", 0)
+	rd.AddAttrs(
+		slog.String("request_id", RequestID(ctx)),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.Bytes),
+		slog.Duration("duration", end.Sub(start)))
+	if id := ClientRequestID(ctx); id != "" {
+		rd.AddAttrs(slog.String("client_request_id", id))
+	}
+	if rec.errorCode != "" {
+		rd.AddAttrs(slog.String("error_code", rec.errorCode))
+	}
+	if aborted {
+		rd.AddAttrs(slog.Bool("aborted", true))
+	}
+	_ = h.Handle(ctx, rd)
 }
 
 // Recover turns a panic into a 500 JSON error and logs the stack. The

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -78,3 +79,88 @@ func BenchmarkAccessLog(b *testing.B) {
 		h.ServeHTTP(w, req)
 	}
 }
+
+// TestAccessLogOneLineHoweverItEnds: a normal return, a panic, an aborted
+// handler (http.ErrAbortHandler, as the reverse proxy aborts a stream whose
+// client left) and a handler's own account (SetOutcome) each leave exactly
+// one access-log line, with the status the request ended with.
+func TestAccessLogOneLineHoweverItEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		clientGone  bool
+		handler     http.HandlerFunc
+		wantStatus  float64
+		wantLevel   string
+		wantCode    string
+		wantAborted bool
+		wantPanic   bool
+	}{
+		{name: "normal", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") },
+			wantStatus: 200, wantLevel: "INFO"},
+		{name: "wrote nothing", handler: func(http.ResponseWriter, *http.Request) {}, wantStatus: 200, wantLevel: "INFO"},
+		{name: "panic", handler: func(http.ResponseWriter, *http.Request) { panic("boom") }, wantStatus: 500, wantLevel: "WARN"},
+		{name: "abort after the headers, client gone", clientGone: true, handler: func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "data: {}\n\n")
+			panic(http.ErrAbortHandler)
+		}, wantStatus: 499, wantLevel: "INFO", wantAborted: true, wantPanic: true},
+		{name: "abort before the headers", handler: func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) },
+			wantStatus: 500, wantLevel: "WARN", wantAborted: true, wantPanic: true},
+		{name: "outcome of a cut stream", handler: func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "data: {}\n\n")
+			if !SetOutcome(&wrapper{w}, http.StatusBadGateway, "upstream_stream_interrupted") {
+				t.Error("SetOutcome found no recorder")
+			}
+		}, wantStatus: 502, wantLevel: "WARN", wantCode: "upstream_stream_interrupted"},
+		{name: "outcome of an aborted stream", clientGone: true, handler: func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "data: {}\n\n")
+			SetOutcome(w, 499, "client_closed_request")
+			panic(http.ErrAbortHandler)
+		}, wantStatus: 499, wantLevel: "INFO", wantCode: "client_closed_request", wantAborted: true, wantPanic: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := Chain(slog.New(slog.NewJSONHandler(&buf, nil)), tc.handler)
+			req := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+			if tc.clientGone {
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
+			}
+			var rec httptest.ResponseRecorder
+			rec.HeaderMap = http.Header{}
+			panicked := func() (v any) {
+				defer func() { v = recover() }()
+				h.ServeHTTP(&rec, req)
+				return nil
+			}()
+			if (panicked != nil) != tc.wantPanic || (panicked != nil && panicked != http.ErrAbortHandler) {
+				t.Errorf("panic after the handler = %v, want panic %v", panicked, tc.wantPanic)
+			}
+			lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+			var access [][]byte
+			for _, l := range lines {
+				if bytes.Contains(l, []byte(`"msg":"http request"`)) {
+					access = append(access, l)
+				}
+			}
+			if len(access) != 1 {
+				t.Fatalf("%d access-log lines, want 1: %s", len(access), buf.String())
+			}
+			var m map[string]any
+			if err := json.Unmarshal(access[0], &m); err != nil {
+				t.Fatal(err)
+			}
+			code, _ := m["error_code"].(string)
+			aborted, _ := m["aborted"].(bool)
+			if m["status"] != tc.wantStatus || m["level"] != tc.wantLevel || code != tc.wantCode || aborted != tc.wantAborted ||
+				m["request_id"] != rec.Header().Get(RequestIDHeader) {
+				t.Errorf("line = %s; want status %v, level %s, error_code %q, aborted %v", access[0], tc.wantStatus, tc.wantLevel, tc.wantCode, tc.wantAborted)
+			}
+		})
+	}
+}
+
+// wrapper is a middleware's writer between AccessLog and a handler.
+type wrapper struct{ http.ResponseWriter }
+
+func (w *wrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
