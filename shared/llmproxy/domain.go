@@ -89,9 +89,11 @@ const (
 	OutcomeError   = "error"
 )
 
-// AuditEvent records one management action. Records form a hash chain:
-// Hash covers the record's content and PrevHash, so a changed or removed
-// record breaks the chain (see ComputeHash).
+// AuditEvent records one management action. Records form a keyed hash
+// chain: Hash is an HMAC under the audit key named by KeyID over the record's
+// content and PrevHash, so a changed, removed or re-linked record breaks the
+// chain (see Seal; records from before the chain was keyed have an empty
+// KeyID and the unkeyed ComputeHash).
 type AuditEvent struct {
 	ID            string
 	Seq           int64 // position in the chain, assigned by the store
@@ -111,6 +113,7 @@ type AuditEvent struct {
 	// Details holds action-specific facts. Never a secret.
 	Details  map[string]any
 	PrevHash string
+	KeyID    string // id of the audit key that sealed the record; "" for legacy records
 	Hash     string
 }
 

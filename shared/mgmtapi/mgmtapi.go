@@ -80,6 +80,7 @@ type AuditEvent struct {
 	Reason        string         `json:"reason,omitempty"`
 	Details       map[string]any `json:"details"`
 	PrevHash      string         `json:"prev_hash,omitempty"`
+	KeyID         string         `json:"key_id,omitempty"`
 	Hash          string         `json:"hash,omitempty"`
 }
 

@@ -191,6 +191,11 @@ type Store interface {
 	AppendAudit(ctx context.Context, e llmproxy.AuditEvent) (llmproxy.AuditEvent, error)
 	GetAudit(ctx context.Context, id string) (llmproxy.AuditEvent, error)
 	ListAudit(ctx context.Context, f AuditFilter) ([]llmproxy.AuditEvent, int, error)
+	// SetAuditKey sets the key that seals every record appended from now on
+	// (llmproxy.AuditEvent.Seal). The audit recorder sets it from the
+	// keyring; a store without a key writes unkeyed (legacy) records, which
+	// audit verification rejects after the first keyed one.
+	SetAuditKey(k llmproxy.AuditKey)
 	// AuditChain calls fn for every record in chain order (Seq ascending), for
 	// verification; it stops at the first error fn returns.
 	AuditChain(ctx context.Context, fn func(llmproxy.AuditEvent) error) error

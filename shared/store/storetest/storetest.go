@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditAppendAndChain", testAuditAppendAndChain},
 		{"AuditConcurrentAppends", testAuditConcurrentAppends},
 		{"AuditFilters", testAuditFilters},
+		{"AuditKeyedSeal", testAuditKeyedSeal},
+		{"AuditBounded", testAuditBounded},
 		{"AuditSameTransaction", testAuditSameTransaction},
 		{"ReencryptProjectKeys", testReencrypt},
 		{"Settings", testSettings},
@@ -147,7 +149,8 @@ func auditEvent(action string) llmproxy.AuditEvent {
 }
 
 // VerifyChain checks that the audit chain is complete and that every hash
-// recomputes; it returns the records in chain order.
+// of an unkeyed record recomputes (a keyed record's MAC needs its key:
+// shared/audit's Verify checks those); it returns the records in chain order.
 func VerifyChain(t *testing.T, s store.Store) []llmproxy.AuditEvent {
 	t.Helper()
 	var all []llmproxy.AuditEvent
@@ -159,7 +162,7 @@ func VerifyChain(t *testing.T, s store.Store) []llmproxy.AuditEvent {
 		if e.PrevHash != prev {
 			return fmt.Errorf("record %d: prev_hash %q, want %q", e.Seq, e.PrevHash, prev)
 		}
-		if h := e.ComputeHash(e.PrevHash); h != e.Hash {
+		if h := e.ComputeHash(e.PrevHash); e.KeyID == "" && h != e.Hash {
 			return fmt.Errorf("record %d: hash %q does not recompute (%q)", e.Seq, e.Hash, h)
 		}
 		prev = e.Hash
@@ -924,6 +927,68 @@ func testAuditAppendAndChain(t *testing.T, s store.Store) {
 	if n := len(VerifyChain(t, s)); n != 3 {
 		t.Fatalf("failed appends changed the chain: %d records", n)
 	}
+}
+
+// testAuditKeyedSeal: with a key set, the store seals records with its MAC
+// and keeps the key id; a rotated key seals the next records under its own
+// id, linked to the last record under the old one; the unkeyed records
+// before the first keyed one stay as they were.
+func testAuditKeyedSeal(t *testing.T, s store.Store) {
+	c := ctx(t)
+	legacy := try(s.AppendAudit(c, auditEvent("before.keys"))).must(t)
+	if legacy.KeyID != "" || legacy.Hash != legacy.ComputeHash("") {
+		t.Fatalf("unkeyed store sealed %+v", legacy)
+	}
+	k1 := llmproxy.AuditKey{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+	k2 := llmproxy.AuditKey{ID: "k2", Secret: []byte("fedcba9876543210fedcba9876543210")}
+	s.SetAuditKey(k1)
+	first := try(s.AppendAudit(c, auditEvent("keyed.one"))).must(t)
+	var second llmproxy.AuditEvent
+	_, err := s.CreateProject(c, newProject("keyed"), func(error) llmproxy.AuditEvent { return auditEvent("project.create") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAuditKey(k2)
+	third := try(s.AppendAudit(c, auditEvent("keyed.two"))).must(t)
+	chain := VerifyChain(t, s)
+	if len(chain) != 4 {
+		t.Fatalf("chain has %d records", len(chain))
+	}
+	second = chain[2]
+	for _, tc := range []struct {
+		got  llmproxy.AuditEvent
+		key  llmproxy.AuditKey
+		prev string
+	}{{first, k1, legacy.Hash}, {chain[1], k1, legacy.Hash}, {second, k1, first.Hash}, {third, k2, second.Hash}} {
+		stored := try(s.GetAudit(c, tc.got.ID)).must(t)
+		if stored.KeyID != tc.key.ID || stored.PrevHash != tc.prev || stored.Hash != stored.ComputeMAC(stored.PrevHash, tc.key.Secret) {
+			t.Fatalf("record %d: key %q prev %q, want key %q prev %q, MAC ok %v", stored.Seq, stored.KeyID, stored.PrevHash,
+				tc.key.ID, tc.prev, stored.Hash == stored.ComputeMAC(stored.PrevHash, tc.key.Secret))
+		}
+		if stored.Hash == stored.ComputeHash(stored.PrevHash) {
+			t.Fatalf("record %d carries the unkeyed hash", stored.Seq)
+		}
+	}
+}
+
+// testAuditBounded: a record built from a huge request is stored bounded,
+// with the truncation marker, and still verifies.
+func testAuditBounded(t *testing.T, s store.Store) {
+	c := ctx(t)
+	huge := "/manage/projects/" + strings.Repeat("a", 900<<10)
+	e := auditEvent("management.auth")
+	e.Outcome, e.Path, e.UserAgent, e.TokenID, e.Reason = llmproxy.OutcomeDenied, huge, huge, huge, huge+"\x00"
+	e.Details = map[string]any{"name": huge, "list": []any{huge}}
+	got := try(s.AppendAudit(c, e)).must(t)
+	stored := try(s.GetAudit(c, got.ID)).must(t)
+	size := len(stored.Path) + len(stored.UserAgent) + len(stored.TokenID) + len(stored.Reason) + len(fmt.Sprint(stored.Details))
+	if size > 8<<10 {
+		t.Fatalf("stored record is %d bytes", size)
+	}
+	if !strings.HasPrefix(stored.Path, "/manage/projects/aaa") || !strings.HasSuffix(stored.Path, fmt.Sprintf("[truncated, %d bytes]", len(huge))) {
+		t.Fatalf("path not truncated with the marker: ...%q", stored.Path[max(0, len(stored.Path)-60):])
+	}
+	VerifyChain(t, s)
 }
 
 func testAuditConcurrentAppends(t *testing.T, s store.Store) {

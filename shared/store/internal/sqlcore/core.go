@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,25 @@ type Core struct {
 	db  DB
 	d   *Dialect
 	now func() time.Time
+
+	auditKey atomic.Pointer[llmproxy.AuditKey] // seals appended records; nil: legacy, unkeyed
+}
+
+// SetAuditKey implements store.Store.
+func (c *Core) SetAuditKey(k llmproxy.AuditKey) {
+	if !k.Keyed() {
+		c.auditKey.Store(nil)
+		return
+	}
+	c.auditKey.Store(&k)
+}
+
+// sealKey is the key that seals the next record (zero: unkeyed).
+func (c *Core) sealKey() llmproxy.AuditKey {
+	if k := c.auditKey.Load(); k != nil {
+		return *k
+	}
+	return llmproxy.AuditKey{}
 }
 
 var _ store.Store = (*Core)(nil)
@@ -42,7 +62,7 @@ const (
 	max_requests, created_at, last_used_at, cache_hit_count,
 	requests_per_minute, requests_per_day, tokens_per_minute, tokens_per_day`
 	auditCols = `id, seq, timestamp, action, actor, outcome, project_id, token_id, request_id, correlation_id,
-	client_ip, method, path, user_agent, reason, details, prev_hash, hash`
+	client_ip, method, path, user_agent, reason, details, prev_hash, hash, key_id`
 )
 
 func scanProject(r Row) (llmproxy.Project, error) {
@@ -69,7 +89,7 @@ func scanAudit(r Row) (llmproxy.AuditEvent, error) {
 	var details string
 	err := r.Scan(&e.ID, &e.Seq, timeDst{&e.Timestamp}, &e.Action, &e.Actor, &e.Outcome, &e.ProjectID,
 		&e.TokenID, &e.RequestID, &e.CorrelationID, &e.ClientIP, &e.Method, &e.Path, &e.UserAgent, &e.Reason,
-		nullStringDst{&details}, &e.PrevHash, &e.Hash)
+		nullStringDst{&details}, &e.PrevHash, &e.Hash, &e.KeyID)
 	if err != nil {
 		return e, err
 	}
@@ -719,6 +739,7 @@ func (c *Core) appendAudit(ctx context.Context, q Querier, e llmproxy.AuditEvent
 	if e.ID == "" {
 		e.ID = uuid.NewString()
 	}
+	e = e.Bounded()
 	if e.Timestamp.IsZero() {
 		e.Timestamp = c.now()
 	}
@@ -741,11 +762,10 @@ func (c *Core) appendAudit(ctx context.Context, q Querier, e llmproxy.AuditEvent
 		prevSeq, prevHash = 0, ""
 	}
 	e.Seq = prevSeq + 1
-	e.PrevHash = prevHash
-	e.Hash = e.ComputeHash(prevHash)
-	_, err = q.Exec(ctx, c.q(`INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	e = e.Seal(prevHash, c.sealKey())
+	_, err = q.Exec(ctx, c.q(`INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		e.ID, e.Seq, c.t(e.Timestamp), e.Action, e.Actor, e.Outcome, e.ProjectID, e.TokenID, e.RequestID, e.CorrelationID,
-		e.ClientIP, e.Method, e.Path, e.UserAgent, e.Reason, text, e.PrevHash, e.Hash)
+		e.ClientIP, e.Method, e.Path, e.UserAgent, e.Reason, text, e.PrevHash, e.Hash, e.KeyID)
 	return e, err
 }
 
