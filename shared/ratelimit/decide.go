@@ -67,6 +67,16 @@ func decision(r Request, res []result, allowed, quota bool) Decision {
 	return d
 }
 
+// limited reports whether any limit applies to r: a window of the token or
+// its project, or the token's lifetime quota (what checks would return,
+// without building it).
+func limited(r Request) bool {
+	windows := func(id string, l llmproxy.Limits) bool {
+		return id != "" && (l.RequestsPerMinute > 0 || l.RequestsPerDay > 0 || l.TokensPerMinute > 0 || l.TokensPerDay > 0)
+	}
+	return (r.MaxRequests > 0 && r.TokenID != "") || windows(r.TokenID, r.TokenLimits) || windows(r.ProjectID, r.ProjectLimits)
+}
+
 // unlimited is the Decision for a request no limit applies to.
 func unlimited() Decision { return Decision{Allowed: true, Reservation: noReservation{}} }
 

@@ -66,8 +66,15 @@ func WithFallback(primary, fallback Limiter, policy Policy, log *slog.Logger, me
 	return &Fallback{primary: primary, fallback: fallback, policy: policy, log: log, metrics: metrics, Cooldown: time.Second}
 }
 
-// Admit asks the primary; when it is unavailable, applies the policy.
+// Admit asks the primary; when it is unavailable, applies the policy. A
+// request no limit applies to is admitted without either: it never waits
+// on or fails because of the primary, even during its cooldown.
 func (f *Fallback) Admit(ctx context.Context, r Request) (Decision, error) {
+	if !limited(r) {
+		d := unlimited()
+		f.metrics.observe(d, nil)
+		return d, nil
+	}
 	var err error
 	if f.primaryUp() {
 		var d Decision

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
@@ -80,9 +81,8 @@ func TestFallbackRedisGoesAwayMidTest(t *testing.T) {
 		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
 			_, prefix := testenv.Redis(t)
-			p := startProxy(t, "127.0.0.1:0", testenv.RedisAddr())
-			addr := p.Addr()
-			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+			p := faultproxy.Start(t, testenv.RedisAddr())
+			c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
 			t.Cleanup(func() { _ = c.Close() })
 			m := NewMetrics()
 			f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), NewMemory(MemoryOptions{}), policy, nil, m)
@@ -95,7 +95,7 @@ func TestFallbackRedisGoesAwayMidTest(t *testing.T) {
 					t.Fatalf("redis up: %+v, %v", d, err)
 				}
 			}
-			p.Stop()
+			p.Cut()
 			d, err := f.Admit(ctx, req)
 			switch policy {
 			case FailClosed:
@@ -113,8 +113,8 @@ func TestFallbackRedisGoesAwayMidTest(t *testing.T) {
 			if got := sumCounters(t, m.BackendFailures); got != 1 {
 				t.Fatalf("backend failures = %v, want 1", got)
 			}
-			// Redis comes back on the same address: the shared state is used again.
-			startProxy(t, addr, testenv.RedisAddr())
+			// Redis comes back: the shared state is used again.
+			p.Restore()
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				d, err = f.Admit(ctx, req)
@@ -130,6 +130,52 @@ func TestFallbackRedisGoesAwayMidTest(t *testing.T) {
 	}
 }
 
+// TestFallbackUnlimitedDuringOutage: a token no limit applies to is admitted
+// while Redis is cut, right after a limited request failed (the cooldown
+// is on), under either policy, without waiting for Redis.
+func TestFallbackUnlimitedDuringOutage(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []Policy{FailClosed, FailOpen} {
+		t.Run(string(policy), func(t *testing.T) {
+			t.Parallel()
+			_, prefix := testenv.Redis(t)
+			p := faultproxy.Start(t, testenv.RedisAddr())
+			c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+			t.Cleanup(func() { _ = c.Close() })
+			f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), nil, policy, nil, nil)
+			f.Cooldown = time.Hour
+			tok, prj := ids()
+			limitedReq := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 100}}
+			ctx := context.Background()
+			if d, err := f.Admit(ctx, limitedReq); err != nil || !d.Allowed {
+				t.Fatalf("redis up: %+v, %v", d, err)
+			}
+			p.Cut()
+			_, err := f.Admit(ctx, limitedReq)
+			if policy == FailClosed && !errors.Is(err, llmproxy.ErrUnavailable) {
+				t.Fatalf("limited request, redis cut: err = %v, want ErrUnavailable", err)
+			}
+			for _, r := range []Request{
+				{TokenID: "free-" + tok, ProjectID: prj},                     // no limit at all
+				{TokenID: "free-" + tok, ProjectID: prj, UsedRequests: 7},    // no quota either
+				{TokenID: "free-" + tok, ProjectID: prj, ReserveTokens: 500}, // tokens reserved, nothing limits them
+			} {
+				start := time.Now()
+				d, err := f.Admit(ctx, r)
+				if err != nil || !d.Allowed {
+					t.Fatalf("unlimited %+v during the outage: %+v, %v, want admitted", r, d, err)
+				}
+				if took := time.Since(start); took > 50*time.Millisecond {
+					t.Fatalf("unlimited request took %v: it waited on Redis", took)
+				}
+				if err := d.Reservation.Release(ctx); err != nil {
+					t.Fatalf("release: %v", err)
+				}
+			}
+		})
+	}
+}
+
 func TestFallbackCooldownSkipsPrimary(t *testing.T) {
 	t.Parallel()
 	calls := 0
@@ -140,7 +186,7 @@ func TestFallbackCooldownSkipsPrimary(t *testing.T) {
 	f := WithFallback(primary, nil, FailClosed, nil, nil)
 	f.Cooldown = time.Hour
 	for range 3 {
-		if _, err := f.Admit(context.Background(), Request{}); !errors.Is(err, llmproxy.ErrUnavailable) {
+		if _, err := f.Admit(context.Background(), limitedRequest); !errors.Is(err, llmproxy.ErrUnavailable) {
 			t.Fatalf("err = %v", err)
 		}
 	}
@@ -154,13 +200,16 @@ func TestFallbackPassesOtherErrors(t *testing.T) {
 	primary := limiterFunc(func(ctx context.Context, _ Request) (Decision, error) { return Decision{}, context.Canceled })
 	m := NewMetrics()
 	f := WithFallback(primary, nil, FailOpen, nil, m)
-	if _, err := f.Admit(context.Background(), Request{}); !errors.Is(err, context.Canceled) {
+	if _, err := f.Admit(context.Background(), limitedRequest); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled unchanged", err)
 	}
 	if got := sumCounters(t, m.BackendFailures); got != 0 {
 		t.Fatalf("a cancelled client counted as a backend failure")
 	}
 }
+
+// limitedRequest is a request some limit applies to (the primary is asked).
+var limitedRequest = Request{TokenID: "t", MaxRequests: 10}
 
 type limiterFunc func(context.Context, Request) (Decision, error)
 

@@ -106,10 +106,10 @@ func (l *Redis) key(part, name string) string {
 // atomic script. With leases on (RedisOptions.Lease), most requests are
 // admitted from a lease this process holds, without a round trip.
 func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
-	cs := checks(r)
-	if len(cs) == 0 && (r.MaxRequests <= 0 || r.TokenID == "") {
+	if !limited(r) {
 		return unlimited(), nil // nothing to count: no round trip
 	}
+	cs := checks(r)
 	var back []scriptCall
 	leaseMax := int64(1)
 	if l.opts.Lease > 1 && r.TokenID != "" {
