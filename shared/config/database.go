@@ -10,6 +10,7 @@ type Database struct {
 	PoolSize        int32         `env:"DATABASE_POOL_SIZE, default=10" desc:"Maximum open connections (PostgreSQL pool size; SQLite read connections, beside one write connection)."`
 	MaxIdleConns    int32         `env:"DATABASE_MAX_IDLE_CONNS, default=5" desc:"SQLite read connections kept open when idle. PostgreSQL opens connections on first use (no dial at start) and closes idle ones after 30 minutes, so it keeps no minimum."`
 	ConnMaxLifetime time.Duration `env:"DATABASE_CONN_MAX_LIFETIME, default=1h" desc:"Maximum lifetime of a connection."`
+	QueryTimeout    time.Duration `env:"DATABASE_QUERY_TIMEOUT, default=5s" desc:"Deadline of every database call (a read, or a whole write transaction), connecting included: a database that does not answer in time gives 503, never a hang (see docs/guarantees.md)."`
 }
 
 func (d Database) validate() error {
@@ -30,6 +31,9 @@ func (d Database) validate() error {
 	}
 	if d.ConnMaxLifetime < 0 {
 		return invalid("DATABASE_CONN_MAX_LIFETIME", "must not be negative", d.ConnMaxLifetime)
+	}
+	if d.QueryTimeout <= 0 {
+		return invalid("DATABASE_QUERY_TIMEOUT", "must be positive", d.QueryTimeout)
 	}
 	return nil
 }

@@ -3,12 +3,16 @@ package tokens_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
@@ -201,5 +205,75 @@ func TestWithRealStores(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHungDatabase: a never-seen valid token while PostgreSQL accepts
+// connections and never answers gets 503 (ErrUnavailable, never a 401)
+// within DATABASE_QUERY_TIMEOUT, for every concurrent caller (callers that
+// joined the lookup do not wait for a deadline of their own); once the
+// database answers, the same validator admits the token (no restart).
+func TestHungDatabase(t *testing.T) {
+	t.Parallel()
+	const timeout = 400 * time.Millisecond
+	ctx := context.Background()
+	direct := testenv.PostgresURL(t)
+	testenv.Must(t, migrate.Up(ctx, "postgres", direct))
+	u, err := url.Parse(direct)
+	testenv.Must(t, err)
+	proxy := faultproxy.Start(t, u.Host)
+	u.Host = proxy.Addr()
+	st, err := dbopen.Open(ctx, config.Database{Driver: "postgres", URL: u.String(), PoolSize: 4, QueryTimeout: timeout})
+	testenv.Must(t, err)
+	t.Cleanup(func() { st.Close() })
+	key, _ := secrets.GenerateKey()
+	kr, err := secrets.NewKeyring(key, nil)
+	testenv.Must(t, err)
+	ct, err := kr.Encrypt("sk-proj-UPSTREAM0123456789")
+	testenv.Must(t, err)
+	p, err := st.CreateProject(ctx, llmproxy.Project{Name: "hung", APIKeyEncrypted: ct, IsActive: true}, nil)
+	testenv.Must(t, err)
+	plain, err := tokens.Generate()
+	testenv.Must(t, err)
+	_, err = st.CreateToken(ctx, llmproxy.Token{Hash: kr.HashToken(plain), Hint: tokens.Hint(plain), ProjectID: p.ID, IsActive: true}, nil)
+	testenv.Must(t, err)
+	v := tokens.NewValidator(st, kr, tokens.ValidatorOptions{})
+
+	proxy.Hang()
+	const callers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	took := make([]time.Duration, callers)
+	for i := range callers {
+		wg.Go(func() {
+			start := time.Now()
+			_, errs[i] = v.Validate(ctx, plain) // no deadline of the caller's own
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for i := range callers {
+		if !errors.Is(errs[i], llmproxy.ErrUnavailable) || llmproxy.ErrorCode(errs[i]) != llmproxy.CodeUnavailable {
+			t.Errorf("caller %d on a hung database: %v, want ErrUnavailable (503)", i, errs[i])
+		}
+		if took[i] > timeout*3/2 {
+			t.Errorf("caller %d answered after %v, want within %v", i, took[i], timeout)
+		}
+		if testing.Verbose() {
+			t.Logf("caller %d: %v", i, took[i])
+		}
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		auth, err := v.Validate(ctx, plain)
+		if err == nil && auth.Project.ID == p.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the database answers again: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -116,6 +116,9 @@ type flight struct {
 	done chan struct{}
 	auth *Auth
 	err  error
+	// left: the leading caller's context ended before the lookup did, so
+	// err is its own leaving, not the store's answer.
+	left bool
 }
 
 // NewValidator returns a Validator reading through lookup and hashing with
@@ -176,11 +179,13 @@ func (v *Validator) Validate(ctx context.Context, plaintext string) (*Auth, erro
 	}
 	v.misses.Add(1)
 	for attempt := 0; ; attempt++ {
-		auth, joined, err := v.load(ctx, k, plaintext)
+		auth, retry, err := v.load(ctx, k, plaintext)
 		if err != nil {
 			// The lookup this request joined was led by another request
 			// that went away: try again while this one still wants an answer.
-			if joined && attempt < 3 && isContextErr(err) && ctx.Err() == nil {
+			// A store that timed out is an answer (503), not a reason to wait
+			// for another deadline.
+			if retry && attempt < 3 && ctx.Err() == nil {
 				continue
 			}
 			return nil, err
@@ -230,17 +235,18 @@ func (v *Validator) get(k [32]byte, now time.Time) (*Auth, bool) {
 }
 
 // load looks the token up once for all concurrent callers with the same key;
-// joined reports that another caller did the lookup.
-func (v *Validator) load(ctx context.Context, k [32]byte, plaintext string) (auth *Auth, joined bool, err error) {
+// retry reports that the lookup this caller joined failed only because the
+// caller leading it went away.
+func (v *Validator) load(ctx context.Context, k [32]byte, plaintext string) (auth *Auth, retry bool, err error) {
 	v.flightMu.Lock()
 	if f, ok := v.flights[k]; ok {
 		v.flightMu.Unlock()
 		v.joins.Add(1)
 		select {
 		case <-f.done:
-			return f.auth, true, f.err
+			return f.auth, f.left && isContextErr(f.err), f.err
 		case <-ctx.Done():
-			return nil, true, unavailable(ctx.Err())
+			return nil, false, unavailable(ctx.Err())
 		}
 	}
 	f := &flight{done: make(chan struct{})}
@@ -248,6 +254,7 @@ func (v *Validator) load(ctx context.Context, k [32]byte, plaintext string) (aut
 	v.flightMu.Unlock()
 
 	f.auth, f.err = v.fill(ctx, k, plaintext)
+	f.left = f.err != nil && ctx.Err() != nil
 
 	v.flightMu.Lock()
 	delete(v.flights, k)

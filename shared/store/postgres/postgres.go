@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)
 	}
-	return &Store{Core: sqlcore.New(db{pool}, dialect), pool: pool}, nil
+	return &Store{Core: sqlcore.New(sqlcore.WithTimeout(db{pool}, cfg.QueryTimeout), dialect), pool: pool}, nil
 }
 
 // Pool returns the underlying pool (for health checks and tests).

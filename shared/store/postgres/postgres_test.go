@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	neturl "net/url"
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
@@ -105,5 +107,79 @@ func TestURL(t *testing.T) {
 		if got := postgres.URL(in); got != want {
 			t.Errorf("URL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// throughProxy returns url with its host replaced by a fault proxy to it.
+func throughProxy(t *testing.T, raw string) (string, *faultproxy.Proxy) {
+	t.Helper()
+	u, err := neturl.Parse(raw)
+	testenv.Must(t, err)
+	p := faultproxy.Start(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
+}
+
+// TestHungDatabaseIsUnavailableWithinDeadline: PostgreSQL accepting
+// connections and never answering fails every call with ErrUnavailable
+// within DATABASE_QUERY_TIMEOUT (a write with its failure audit record,
+// within twice that), on pooled connections and new ones alike; when it
+// answers again, the same store works without a restart.
+func TestHungDatabaseIsUnavailableWithinDeadline(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	direct := testenv.PostgresURL(t)
+	ctx := context.Background()
+	testenv.Must(t, migrate.Up(ctx, "postgres", direct))
+	url, proxy := throughProxy(t, direct)
+	s, err := postgres.Open(ctx, config.Database{Driver: "postgres", URL: url, PoolSize: 4, QueryTimeout: timeout})
+	testenv.Must(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	p, err := s.CreateProject(ctx, llmproxy.Project{Name: "hung", APIKeyEncrypted: "ct", IsActive: true}, nil)
+	testenv.Must(t, err)
+	tok, err := s.CreateToken(ctx, llmproxy.Token{Hash: "hash-hung", Hint: "x", ProjectID: p.ID, IsActive: true}, nil)
+	testenv.Must(t, err)
+
+	proxy.Hang()
+	audited := func(error) llmproxy.AuditEvent {
+		return llmproxy.AuditEvent{Action: "project.create", Outcome: llmproxy.OutcomeSuccess}
+	}
+	for _, tc := range []struct {
+		name  string
+		bound time.Duration
+		call  func(ctx context.Context) error
+	}{
+		{"get token by hash", timeout, func(ctx context.Context) error { _, err := s.GetTokenByHash(ctx, tok.Hash); return err }},
+		{"get project", timeout, func(ctx context.Context) error { _, err := s.GetProject(ctx, p.ID); return err }},
+		{"list tokens", timeout, func(ctx context.Context) error { _, _, err := s.ListTokens(ctx, store.TokenFilter{}); return err }},
+		{"ping", timeout, s.Ping},
+		{"create project, audited", 2 * timeout, func(ctx context.Context) error {
+			_, err := s.CreateProject(ctx, llmproxy.Project{Name: "new", APIKeyEncrypted: "ct", IsActive: true}, audited)
+			return err
+		}},
+	} {
+		start := time.Now()
+		err := tc.call(ctx) // the caller sets no deadline: the store's is the only one
+		took := time.Since(start)
+		t.Logf("%s: %v", tc.name, took)
+		if !errors.Is(err, llmproxy.ErrUnavailable) || llmproxy.ErrorCode(err) != llmproxy.CodeUnavailable {
+			t.Errorf("%s on a hung database = %v, want ErrUnavailable", tc.name, err)
+		}
+		if took > tc.bound+time.Second {
+			t.Errorf("%s on a hung database took %v, want at most %v", tc.name, took, tc.bound)
+		}
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := s.GetTokenByHash(ctx, tok.Hash)
+		if err == nil && got.ID == tok.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the database answers again: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

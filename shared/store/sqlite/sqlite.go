@@ -78,7 +78,7 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 		r.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	}
 	s := &Store{w: w, r: r}
-	s.Core = sqlcore.New(dbs{w: w, r: r}, dialect)
+	s.Core = sqlcore.New(sqlcore.WithTimeout(dbs{w: w, r: r}, cfg.QueryTimeout), dialect)
 	return s, nil
 }
 
