@@ -12,8 +12,10 @@
 // the session lives in an AES-256-GCM encrypted cookie (HttpOnly,
 // SameSite=Strict, Secure per ADMIN_UI_SECURE_COOKIES) with idle and absolute
 // expiry; every state change passes http.CrossOriginProtection and a
-// per-session form token; failed sign-ins are rate-limited per client IP and
-// every sign-in, failure and sign-out is audited. Pages carry a strict CSP
+// per-session form token; wrong tokens at sign-in spend a failure budget per
+// client IP and a global one (shared through Redis when configured; the
+// right token is never refused, an empty form spends nothing), and every
+// sign-in, failure and sign-out is audited. Pages carry a strict CSP
 // (no inline script, nothing from other origins).
 package adminui
 
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
@@ -98,6 +101,12 @@ type Deps struct {
 	// TrustedProxies are believed for X-Forwarded-For (sign-in budget) and
 	// X-Forwarded-Proto (Secure cookies in auto mode).
 	TrustedProxies []netip.Prefix
+	// Redis shares the sign-in failure budget between instances (nil: this
+	// process only); its keys start with RedisKeyPrefix (REDIS_KEY_PREFIX).
+	Redis          redis.UniversalClient
+	RedisKeyPrefix string
+	// Metrics count failed sign-ins and spent budgets (may be nil).
+	Metrics *failbudget.Metrics
 	// ProxyURL is the proxy's OpenAI base URL shown in the new-token usage
 	// example (default: this request's origin + "/v1").
 	ProxyURL string
@@ -111,7 +120,7 @@ type handler struct {
 	verify   func(string) bool
 	base     string
 	sessions *sessions
-	limiter  *failbudget.Budget // failed sign-ins per client IP
+	limiter  *failbudget.Guard // wrong tokens per client IP and globally
 	trusted  []netip.Prefix
 	proxyURL string
 	version  string
@@ -143,6 +152,9 @@ func New(d Deps) (http.Handler, error) {
 	if c.LoginAttempts <= 0 {
 		c.LoginAttempts = 5
 	}
+	if c.LoginGlobalAttempts <= 0 {
+		c.LoginGlobalAttempts = 10 * c.LoginAttempts
+	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 5 * time.Minute
 	}
@@ -166,7 +178,12 @@ func New(d Deps) (http.Handler, error) {
 	}
 	h := &handler{
 		svc: d.Service, reader: d.Reader, verify: d.VerifyManagementToken, base: base,
-		sessions: sess, limiter: failbudget.New(c.LoginAttempts, c.LoginWindow, maxTrackedClients),
+		sessions: sess,
+		limiter: failbudget.NewGuard(failbudget.Options{
+			Surface: "admin_ui", PerClient: c.LoginAttempts, Global: c.LoginGlobalAttempts, Window: c.LoginWindow,
+			Redis: d.Redis, KeyPrefix: d.RedisKeyPrefix, MaxClients: maxTrackedClients, Metrics: d.Metrics,
+			Log: d.Log, Clock: d.Clock,
+		}),
 		trusted: d.TrustedProxies, proxyURL: d.ProxyURL, version: assetVersion(), log: d.Log, clock: d.Clock,
 	}
 	h.errs = web.Surface{Render: h.renderError, Log: d.Log}

@@ -52,32 +52,32 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := h.svc.Recorder()
 	actor := rec.ActorFrom(r, audit.ActorAdminUI)
-	ip := clientIP(r, h.trusted)
-	if wait, first := h.limiter.Blocked(ip, h.clock()); wait > 0 {
-		if first {
-			h.audit(r, actor, llmproxy.OutcomeDenied, "too many failed sign-in attempts", nil)
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		p.Error = "Too many failed sign-in attempts. Try again in " + humanWait(wait) + "."
-		h.render(w, r, http.StatusTooManyRequests, templates.Login(p))
-		return
-	}
 	token := r.PostForm.Get("management_token")
 	if token == "" {
-		h.limiter.Failed(ip, h.clock())
+		// Not a guess: it spends no budget (another site can make a
+		// browser post this form, but not with the token).
 		h.audit(r, actor, llmproxy.OutcomeFailure, "missing management token", nil)
 		p.Error = "Management token is required."
 		h.render(w, r, http.StatusBadRequest, templates.Login(p))
 		return
 	}
 	if !h.verify(token) {
-		n := h.limiter.Failed(ip, h.clock())
-		h.audit(r, actor, llmproxy.OutcomeFailure, "invalid management token", map[string]any{"failures_in_window": n})
+		// The right token is never refused; wrong ones spend the budgets.
+		v := h.limiter.Failed(r.Context(), clientIP(r, h.trusted))
+		if v.Blocked {
+			if v.First {
+				h.audit(r, actor, llmproxy.OutcomeDenied, "too many failed sign-in attempts", map[string]any{"scope": v.Scope})
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(max(int((v.RetryAfter+time.Second-1)/time.Second), 1)))
+			p.Error = "Too many failed sign-in attempts. Try again in " + humanWait(v.RetryAfter) + "."
+			h.render(w, r, http.StatusTooManyRequests, templates.Login(p))
+			return
+		}
+		h.audit(r, actor, llmproxy.OutcomeFailure, "invalid management token", map[string]any{"failures_in_window": v.Failures})
 		p.Error = "Invalid management token. Please check and try again."
 		h.render(w, r, http.StatusUnauthorized, templates.Login(p))
 		return
 	}
-	h.limiter.Succeeded(ip)
 	h.sessions.start(w, r)
 	h.audit(r, actor, llmproxy.OutcomeSuccess, "", nil)
 	h.toDashboard(w, r)

@@ -22,7 +22,7 @@ import (
 func TestAdminUIWithProxy(t *testing.T) {
 	up := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	t.Cleanup(up.Close)
-	const mgmt = "e2e-admin-management-token"
+	const mgmt = "e2e-admin-management-token-0123456789"
 	s := startServe(t, t.TempDir(), map[string]string{"MANAGEMENT_TOKEN": mgmt, "OPENAI_API_URL": up.URL})
 	admin := s.URL + "/admin"
 	b := uitest.NewBrowser(t)

@@ -11,7 +11,7 @@ import (
 // and --json.
 func TestCLIAgainstServe(t *testing.T) {
 	dir := t.TempDir()
-	const mgmt = "cli-test-management-token"
+	const mgmt = "cli-test-management-token-0123456789"
 	s := startServe(t, dir, map[string]string{"MANAGEMENT_TOKEN": mgmt})
 	env := map[string]string{"MANAGEMENT_TOKEN": mgmt, "MANAGEMENT_API_BASE_URL": s.URL}
 	run := func(wantCode int, args ...string) string {

@@ -37,7 +37,7 @@ func startCluster(t *testing.T, proxies int) *cluster {
 		"REDIS_KEY_PREFIX":    prefix,
 		"HTTP_CACHE_ENABLED":  "false",
 		"ENCRYPTION_KEY":      "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"MANAGEMENT_TOKEN":    "limits-management-token",
+		"MANAGEMENT_TOKEN":    "limits-management-token-0123456789abcdef",
 		"OPENAI_API_URL":      up.URL,
 		"LLM_PROXY_EVENT_BUS": "none",
 	}

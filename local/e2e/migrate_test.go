@@ -66,7 +66,7 @@ func TestMigrateAndKeyRotation(t *testing.T) {
 
 	up := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	t.Cleanup(up.Close)
-	const mgmt = "rotation-management-token"
+	const mgmt = "rotation-management-token-0123456789"
 	serveEnv := func(keys map[string]string) map[string]string {
 		m := with(keys)
 		m["MANAGEMENT_TOKEN"], m["OPENAI_API_URL"] = mgmt, up.URL

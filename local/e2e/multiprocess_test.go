@@ -68,7 +68,7 @@ func TestFunctionsAsSeparateProcesses(t *testing.T) {
 		"REDIS_CACHE_KEY_PREFIX": prefix + "cache:",
 		"HTTP_CACHE_BACKEND":     "redis",
 		"ENCRYPTION_KEY":         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"MANAGEMENT_TOKEN":       "multi-process-management-token",
+		"MANAGEMENT_TOKEN":       "multi-process-management-token-0123456789",
 		"LOG_LEVEL":              "warn",
 	}
 	with := func(extra map[string]string) map[string]string {

@@ -81,7 +81,7 @@ func TestProxyThroughServe(t *testing.T) {
 	t.Cleanup(up.Close)
 	dir := t.TempDir()
 	eventLog := filepath.Join(dir, "events.jsonl")
-	const mgmt = "e2e-management-token"
+	const mgmt = "e2e-management-token-0123456789abcdef"
 	s := startServe(t, dir, map[string]string{
 		"MANAGEMENT_TOKEN": mgmt,
 		"OPENAI_API_URL":   up.URL,

@@ -22,8 +22,11 @@ type Admin struct {
 	SessionIdle time.Duration `env:"ADMIN_UI_SESSION_IDLE_TIMEOUT, default=30m" desc:"An admin session ends after this long without a request."`
 	SessionMax  time.Duration `env:"ADMIN_UI_SESSION_MAX_AGE, default=12h" desc:"An admin session ends this long after sign-in, whatever the activity."`
 	// LoginAttempts failed sign-ins per client IP within LoginWindow.
-	LoginAttempts int           `env:"ADMIN_UI_LOGIN_ATTEMPTS, default=5" desc:"Failed admin sign-ins allowed per client IP within ADMIN_UI_LOGIN_WINDOW before further attempts are refused."`
+	LoginAttempts int           `env:"ADMIN_UI_LOGIN_ATTEMPTS, default=5" desc:"Wrong management tokens allowed at the admin sign-in per client IP within ADMIN_UI_LOGIN_WINDOW before further wrong ones are refused (the right token is always accepted; an empty form is not counted)."`
 	LoginWindow   time.Duration `env:"ADMIN_UI_LOGIN_WINDOW, default=5m" desc:"Window of the admin sign-in failure budget."`
+	// LoginGlobalAttempts failed sign-ins from all clients together (every
+	// instance, with Redis) within LoginWindow.
+	LoginGlobalAttempts int `env:"ADMIN_UI_LOGIN_GLOBAL_ATTEMPTS, default=50" desc:"Wrong management tokens allowed at the admin sign-in from all clients together (across instances when REDIS_ADDR is set) within ADMIN_UI_LOGIN_WINDOW before further wrong ones are refused; the right token is always accepted."`
 }
 
 // SessionKeyBytes decodes SessionKey (validated at load); nil when unset.
@@ -66,6 +69,9 @@ func (x Admin) validate() error {
 	}
 	if x.LoginAttempts < 1 {
 		return invalid("ADMIN_UI_LOGIN_ATTEMPTS", "must be at least 1", x.LoginAttempts)
+	}
+	if x.LoginGlobalAttempts < x.LoginAttempts {
+		return invalid("ADMIN_UI_LOGIN_GLOBAL_ATTEMPTS", "must be at least ADMIN_UI_LOGIN_ATTEMPTS", x.LoginGlobalAttempts)
 	}
 	if x.LoginWindow < time.Second {
 		return invalid("ADMIN_UI_LOGIN_WINDOW", "must be at least 1s", x.LoginWindow)

@@ -81,18 +81,18 @@ func TestVariableNamesAreUnique(t *testing.T) {
 func TestFileFallback(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/token"
-	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("from-file-Zq8vN3kPq7rT2wXy5bLm9cHd\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": path}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.ManagementToken != "from-file" {
-		t.Fatalf("MANAGEMENT_TOKEN = %q, want from-file", c.Server.ManagementToken)
+	if c.Server.ManagementToken != "from-file-Zq8vN3kPq7rT2wXy5bLm9cHd" {
+		t.Fatalf("MANAGEMENT_TOKEN = %q, want from-file-…", c.Server.ManagementToken)
 	}
-	c, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": path, "MANAGEMENT_TOKEN": "direct"}))
-	if err != nil || c.Server.ManagementToken != "direct" {
+	c, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": path, "MANAGEMENT_TOKEN": "direct-Zq8vN3kPq7rT2wXy5bLm9cHd0123"}))
+	if err != nil || c.Server.ManagementToken != "direct-Zq8vN3kPq7rT2wXy5bLm9cHd0123" {
 		t.Fatalf("NAME must win over NAME_FILE: %q %v", c.Server.ManagementToken, err)
 	}
 	_, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": dir + "/missing"}))

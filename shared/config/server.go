@@ -16,7 +16,7 @@ type Server struct {
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE_PERIOD, default=30s" desc:"How long in-flight requests, streams included, may run after SIGTERM before the server closes them."`
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT, default=10s" desc:"Maximum time to read request headers."`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT, default=120s" desc:"Keep-alive idle timeout for client connections."`
-	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI. llm-proxy serve generates one when unset and prints it once."`
+	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI: at least 32 characters, not visibly weak (e.g. openssl rand -base64 32), else the start is refused. llm-proxy serve generates one when unset and prints it once."`
 	TrustedProxies    string        `env:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted for the client IP (empty: use the connection's address)."`
 	DataDir           string        `env:"DATA_DIR, default=./data" desc:"Directory for llm-proxy serve's generated files (key file, management token hash)."`
 }
@@ -51,6 +51,9 @@ func (s Server) validate() error {
 				return invalid("TRUSTED_PROXIES", "must be comma-separated CIDRs or IP addresses", f)
 			}
 		}
+	}
+	if err := checkManagementToken(s.ManagementToken); err != nil {
+		return err
 	}
 	if s.ShutdownGrace < 0 {
 		return invalid("SHUTDOWN_GRACE_PERIOD", "must not be negative", s.ShutdownGrace)

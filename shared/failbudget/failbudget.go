@@ -1,7 +1,11 @@
-// Package failbudget counts failed attempts per client (e.g. per IP) in a
-// fixed window, with bounded memory: after Limit failures within Window a
-// client is blocked until its window ends. The management API and the admin
-// UI's sign-in use it to slow down token guessing.
+// Package failbudget budgets failed authentications, per client IP and
+// globally, in fixed windows: Guard is what the management API
+// (shared/mgmtauth) and the admin UI's sign-in use. A Guard counts only
+// failures (a wrong credential): callers never consult it for a request that
+// presents the right one, so a spent budget refuses guesses, never the
+// operator. Counts live in Redis when it is configured (Redis: shared by every
+// instance, keys under REDIS_KEY_PREFIX) and in memory otherwise or while Redis
+// does not answer (Memory, Budget: bounded memory).
 package failbudget
 
 import (
@@ -68,6 +72,16 @@ func (b *Budget) Failed(client string, now time.Time) int {
 	}
 	e.failures++
 	return e.failures
+}
+
+// left is how long key's window has to run (0 when it has none).
+func (b *Budget) left(key string, now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e := b.clients[key]; e != nil {
+		return max(e.start.Add(b.window).Sub(now), 0)
+	}
+	return 0
 }
 
 // Succeeded forgets the client's failures.

@@ -3,15 +3,33 @@ package mgmtauth
 import (
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 )
 
 // FromConfig authenticates management API requests with verify, with the
-// MANAGEMENT_AUTH_FAILURE_* budget; denials are audited by rec.
+// MANAGEMENT_AUTH_FAILURE_* budget kept in this process; denials are audited
+// by rec. Instances behind one Redis should use Shared.
 func FromConfig(verify Verifier, cfg config.Audit, rec *audit.Recorder, log *slog.Logger) *Auth {
+	return Shared(verify, cfg, rec, SharedBudget{}, log)
+}
+
+// SharedBudget is where the failure budget is kept and counted.
+type SharedBudget struct {
+	Redis     redis.UniversalClient // nil: in memory
+	KeyPrefix string                // REDIS_KEY_PREFIX
+	Metrics   *failbudget.Metrics   // may be nil
+}
+
+// Shared is FromConfig with the failure budget in b.Redis (shared by every
+// instance) and counted in b.Metrics.
+func Shared(verify Verifier, cfg config.Audit, rec *audit.Recorder, b SharedBudget, log *slog.Logger) *Auth {
 	return New(verify, Options{
 		Recorder: rec, ActorName: audit.ActorManagementAPI, FailureLimit: cfg.AuthFailureLimit,
-		FailureWindow: cfg.AuthFailureWindow, Log: log,
+		GlobalFailureLimit: cfg.AuthGlobalFailureLimit, FailureWindow: cfg.AuthFailureWindow,
+		Redis: b.Redis, KeyPrefix: b.KeyPrefix, Metrics: b.Metrics, Log: log,
 	})
 }

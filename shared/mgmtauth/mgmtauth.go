@@ -1,7 +1,9 @@
 // Package mgmtauth guards the management API with the management token:
 // `Authorization: Bearer <token>` (scheme case-insensitive), compared in
-// constant time, with a per-client-IP budget of failed attempts (then 429 with
-// Retry-After) and an audit record for every denied attempt.
+// constant time. Wrong tokens spend a failure budget per client IP and a
+// global one (shared through Redis when configured; then 429 with
+// Retry-After); the right token is never refused by it, and requests without
+// credentials do not spend it. Denied attempts are audited.
 package mgmtauth
 
 import (
@@ -16,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/failbudget"
@@ -67,10 +71,19 @@ type Options struct {
 	Recorder *audit.Recorder
 	// ActorName names the caller in audit records (default management_api).
 	ActorName string
-	// FailureLimit is how many failures one client IP may have within
-	// FailureWindow before it gets 429 (default 10 per minute).
-	FailureLimit  int
-	FailureWindow time.Duration
+	// FailureLimit is how many wrong tokens one client IP may present within
+	// FailureWindow before further wrong tokens get 429 (default 10 per
+	// minute); GlobalFailureLimit bounds them across all clients (0: 10 ×
+	// FailureLimit). The right token is never refused.
+	FailureLimit       int
+	GlobalFailureLimit int
+	FailureWindow      time.Duration
+	// Redis shares the failure budget between instances (nil: this
+	// process only); its keys start with KeyPrefix (REDIS_KEY_PREFIX).
+	Redis     redis.UniversalClient
+	KeyPrefix string
+	// Metrics count failures and spent budgets (may be nil).
+	Metrics *failbudget.Metrics
 	// MaxClients bounds the memory of the failure budget (default 10000 IPs).
 	MaxClients int
 	Clock      func() time.Time
@@ -81,7 +94,7 @@ type Options struct {
 type Auth struct {
 	verify Verifier
 	o      Options
-	budget *failbudget.Budget
+	budget *failbudget.Guard
 }
 
 // New returns an Auth that accepts tokens for which verify returns true.
@@ -92,19 +105,19 @@ func New(verify Verifier, o Options) *Auth {
 	if o.FailureLimit <= 0 {
 		o.FailureLimit = 10
 	}
+	if o.GlobalFailureLimit <= 0 {
+		o.GlobalFailureLimit = 10 * o.FailureLimit
+	}
 	if o.FailureWindow <= 0 {
 		o.FailureWindow = time.Minute
-	}
-	if o.MaxClients <= 0 {
-		o.MaxClients = 10000
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Auth{verify: verify, o: o, budget: failbudget.New(o.FailureLimit, o.FailureWindow, o.MaxClients)}
+	return &Auth{verify: verify, o: o, budget: failbudget.NewGuard(failbudget.Options{
+		Surface: "management_api", PerClient: o.FailureLimit, Global: o.GlobalFailureLimit, Window: o.FailureWindow,
+		Redis: o.Redis, KeyPrefix: o.KeyPrefix, MaxClients: o.MaxClients, Metrics: o.Metrics, Log: o.Log, Clock: o.Clock,
+	})}
 }
 
 // Error messages (the original's for 401).
@@ -143,35 +156,35 @@ func (e *RetryAfterError) Error() string { return e.Err.Error() }
 // Unwrap exposes the *llmproxy.Error (kind ErrRateLimited).
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// Check verifies token for the client of r, applying the failure budget and
-// auditing denials; present=false means no usable credentials were sent. It
-// returns nil, an unauthorized *llmproxy.Error, or a *RetryAfterError. The
-// admin UI's sign-in uses it with the submitted form value.
+// Check verifies token for the client of r; present=false means no usable
+// credentials were sent. It returns nil, an unauthorized *llmproxy.Error, or
+// a *RetryAfterError. The right token is accepted whatever the failure
+// budget says; a request without credentials is refused without counting
+// against it (a browser made to send requests by another site carries
+// none), so only wrong tokens spend it, and one that does answers 429 and is
+// audited once per window instead of once per attempt.
 func (a *Auth) Check(r *http.Request, token string, present bool) error {
-	actor := a.o.Recorder.ActorFrom(r, a.o.ActorName)
-	now := a.o.Clock()
-	if wait, first := a.budget.Blocked(actor.ClientIP, now); wait > 0 {
-		err := &RetryAfterError{
-			Err:        llmproxy.E(llmproxy.ErrRateLimited, llmproxy.CodeRateLimitExceeded, msgBlocked),
-			RetryAfter: wait,
-		}
-		if first {
-			a.audit(r.Context(), actor, msgBlocked, map[string]any{"failure_limit": a.o.FailureLimit,
-				"window_seconds": int(a.o.FailureWindow / time.Second)})
-		}
-		return err
-	}
 	if present && a.verify(token) {
-		a.budget.Succeeded(actor.ClientIP)
 		return nil
 	}
-	msg := msgInvalid
+	actor := a.o.Recorder.ActorFrom(r, a.o.ActorName)
 	if !present {
-		msg = msgMissing
+		a.audit(r.Context(), actor, msgMissing, nil)
+		return llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeUnauthorized, msgMissing)
 	}
-	n := a.budget.Failed(actor.ClientIP, now)
-	a.audit(r.Context(), actor, msg, map[string]any{"failures_in_window": n})
-	return llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeUnauthorized, msg)
+	v := a.budget.Failed(r.Context(), actor.ClientIP)
+	if v.Blocked {
+		if v.First {
+			a.audit(r.Context(), actor, msgBlocked, map[string]any{"scope": v.Scope, "failure_limit": a.o.FailureLimit,
+				"global_failure_limit": a.o.GlobalFailureLimit, "window_seconds": int(a.o.FailureWindow / time.Second)})
+		}
+		return &RetryAfterError{
+			Err:        llmproxy.E(llmproxy.ErrRateLimited, llmproxy.CodeRateLimitExceeded, msgBlocked),
+			RetryAfter: v.RetryAfter,
+		}
+	}
+	a.audit(r.Context(), actor, msgInvalid, map[string]any{"failures_in_window": v.Failures})
+	return llmproxy.E(llmproxy.ErrUnauthorized, llmproxy.CodeUnauthorized, msgInvalid)
 }
 
 func (a *Auth) audit(ctx context.Context, actor audit.Actor, reason string, details map[string]any) {

@@ -50,8 +50,7 @@ func Open(ctx context.Context, name string, cfg config.Config, res *deployable.R
 		_ = rec.Close()
 		return nil, err
 	}
-	outbox := eventsconfig.NewFunctionOutbox(cfg, res.RedisClient(), log)
-	emitter := eventsconfig.NewEmitter(cfg, name, pub, outbox, nil, log)
+	emitter := eventsconfig.NewEmitter(cfg, name, pub, nil, log)
 	verify := mgmtauth.StaticToken(cfg.Server.ManagementToken)
 	return &Plane{
 		Service: management.New(management.Deps{

@@ -56,8 +56,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	outbox := eventsconfig.NewFunctionOutbox(cfg, res.RedisClient(), log)
-	emitter := eventsconfig.NewEmitter(cfg, name, pub, outbox, reg, log)
+	emitter := eventsconfig.NewEmitter(cfg, name, pub, reg, log)
 	defer process.Close(log, "event queue", emitter.Close)
 	counter := usage.NewCounter()
 	go counter.Warm() // never blocks readiness
