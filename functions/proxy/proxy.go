@@ -125,6 +125,7 @@ const (
 	codeUpstreamTimeout     = "upstream_timeout"
 	codeUpstreamUnavailable = "upstream_unavailable"
 	codeStreamInterrupted   = "upstream_stream_interrupted"
+	codeClientClosed        = "client_closed_request"
 )
 
 // New builds the proxy.
@@ -439,9 +440,20 @@ func (p *Proxy) finish(w *respWriter, r *http.Request, st *state) {
 	if !w.firstByte.IsZero() {
 		info.TimeToFirstByte = w.firstByte.Sub(info.Start)
 	}
-	if st.stream != nil && st.stream.interrupted() && r.Context().Err() != nil {
-		info.Status = 499 // the client went away mid-stream
+	if s := st.stream; s != nil && s.interrupted() {
+		// The 200 is on the wire; the status recorded says how the stream
+		// ended (see events/README.md).
+		if r.Context().Err() != nil {
+			info.Status = 499 // the client went away mid-stream
+			if info.ErrorCode == "" {
+				info.ErrorCode = codeClientClosed
+			}
+		} else {
+			info.Status = http.StatusBadGateway // upstream cut it: the client got the error event
+			info.ErrorCode = codeStreamInterrupted
+		}
 	}
+	web.SetOutcome(w.ResponseWriter, info.Status, info.ErrorCode)
 	p.computeUsage(st)
 	if s := st.stream; s != nil {
 		info.ResponseBody, info.ResponseTruncated = s.kept, s.truncate

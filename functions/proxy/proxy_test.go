@@ -376,7 +376,8 @@ func TestUpstreamUnreachableAndTimeout(t *testing.T) {
 }
 
 func TestMidStreamFailureEndsCleanly(t *testing.T) {
-	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: 6}})
+	var logs testenv.Buffer
+	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: 6}, log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	req, _ := http.NewRequest("POST", h.srv.URL+"/v1/chat/completions", strings.NewReader(
 		`{"model":"mock-abort-4","stream":true,"messages":[{"role":"user","content":"x"}]}`))
 	req.Header.Set("Authorization", "Bearer "+goodToken)
@@ -399,10 +400,54 @@ func TestMidStreamFailureEndsCleanly(t *testing.T) {
 	if info.Usage.Source != llmproxy.UsageEstimated || info.Usage.CompletionTokens == 0 {
 		t.Fatalf("aborted stream usage = %+v", info.Usage)
 	}
+	// The 200 was on the wire; what is recorded says how the stream ended.
+	if resp.StatusCode != 200 || info.Status != 502 || info.ErrorCode != codeStreamInterrupted {
+		t.Fatalf("wire status %d; event status %d, error_code %q; want 200; 502, %s", resp.StatusCode, info.Status, info.ErrorCode, codeStreamInterrupted)
+	}
+	line := accessLine(t, &logs, resp.Header.Get("X-Request-ID"))
+	if line["status"] != float64(502) || line["error_code"] != codeStreamInterrupted || line["level"] != "WARN" {
+		t.Fatalf("access log line %v, want status 502, error_code %s, level WARN", line, codeStreamInterrupted)
+	}
+	reg := h.proxy.Metrics().Registry
+	if n := testenv.Counter(t, reg, "llm_proxy_http_requests_total", "code", "5xx"); n != 1 {
+		t.Fatalf("llm_proxy_http_requests_total{code=5xx} = %v, want 1", n)
+	}
+	if n := h.proxy.Metrics().Snapshot().ErrorCount; n != 1 {
+		t.Fatalf("error_count = %d, want 1", n)
+	}
+}
+
+// accessLine waits for the access-log line of the request with our id
+// (written once the handler returned, which may be after the client read
+// the answer) and fails unless there is exactly one.
+func accessLine(t *testing.T, logs *testenv.Buffer, id string) map[string]any {
+	t.Helper()
+	if id == "" {
+		t.Fatal("no request id")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		var found []map[string]any
+		for l := range strings.Lines(logs.String()) {
+			var m map[string]any
+			if strings.Contains(l, `"msg":"http request"`) && json.Unmarshal([]byte(l), &m) == nil && m["request_id"] == id {
+				found = append(found, m)
+			}
+		}
+		switch {
+		case len(found) > 1:
+			t.Fatalf("%d access-log lines for %s: %s", len(found), id, logs.String())
+		case len(found) == 1:
+			return found[0]
+		case time.Now().After(deadline):
+			t.Fatalf("no access-log line for %s: %s", id, logs.String())
+		}
+	}
 }
 
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
-	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: 1000, ChunkDelay: 20 * time.Millisecond}})
+	var logs testenv.Buffer
+	h := newHarness(t, harnessOpts{mock: mockopenai.Options{Chunks: 1000, ChunkDelay: 20 * time.Millisecond},
+		log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", h.srv.URL+"/v1/chat/completions", strings.NewReader(
 		`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"x"}]}`))
@@ -429,8 +474,19 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal("upstream did not observe the cancellation")
 	}
 	info := h.events.next(t)
-	if info.Status != 499 || info.Usage.Source != llmproxy.UsageEstimated {
-		t.Fatalf("disconnect event: status %d usage %+v", info.Status, info.Usage)
+	if info.Status != 499 || info.ErrorCode != codeClientClosed || info.Usage.Source != llmproxy.UsageEstimated {
+		t.Fatalf("disconnect event: status %d, error_code %q, usage %+v", info.Status, info.ErrorCode, info.Usage)
+	}
+	// The reverse proxy aborted the handler (http.ErrAbortHandler): the
+	// request still has its one access-log line.
+	line := accessLine(t, &logs, resp.Header.Get("X-Request-ID"))
+	if line["status"] != float64(499) || line["error_code"] != codeClientClosed || line["path"] != "/v1/chat/completions" {
+		t.Fatalf("access log line %v, want status 499, error_code %s", line, codeClientClosed)
+	}
+	// A normal request after it: one line too.
+	r := h.do(t, "POST", "/v1/chat/completions", goodToken, chatBody, nil)
+	if line := accessLine(t, &logs, r.header.Get("X-Request-ID")); r.status != 200 || line["status"] != float64(200) || line["error_code"] != nil {
+		t.Fatalf("normal request: %d, access log line %v", r.status, line)
 	}
 }
 

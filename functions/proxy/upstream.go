@@ -224,7 +224,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	st := stateFrom(r.Context())
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		if st != nil {
-			st.info.ErrorCode = "client_closed_request"
+			st.info.ErrorCode = codeClientClosed
 		}
 		p.log.Debug("client went away before the upstream answered", "request_id", web.RequestID(r.Context()))
 		return

@@ -89,7 +89,9 @@ func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // whole is logged with status 499; the status the handler gave with
 // SetOutcome wins over the one sent. A handler that aborted
 // (http.ErrAbortHandler, as the reverse proxy does when a copy fails) is
-// logged with aborted=true, and the panic then goes on to net/http.
+// logged with aborted=true, and the panic then goes on to net/http (from
+// here: use AccessLog outside Recover, as Chain does, so that other panics
+// are logged with their stack first).
 //
 // The record is handed to the logger's handler directly: nothing is built
 // when its level is off, and no caller frame is captured (the source would
@@ -99,57 +101,59 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &StatusRecorder{ResponseWriter: w}
-		defer func() {
-			v := recover()
-			logRequest(h, r, rec, start, v != nil)
-			if v != nil {
-				panic(v)
+		// The line is written here, not in a deferred function: an open
+		// stream's goroutine then keeps a smaller stack (the proxy's
+		// TestStreamMemory measures it).
+		v := serveCatching(next, rec, r)
+		aborted := v != nil
+		ctx := r.Context()
+		status := rec.Status
+		switch {
+		case rec.outcome != 0:
+			status = rec.outcome
+		case ctx.Err() != nil && (status == 0 || aborted):
+			status = 499
+		case status == 0 && aborted:
+			status = http.StatusInternalServerError
+		case status == 0:
+			status = http.StatusOK // what net/http sends for a handler that wrote nothing
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		if h.Enabled(ctx, level) {
+			end := time.Now()
+			rd := slog.NewRecord(end, level, "http request", 0)
+			rd.AddAttrs(
+				slog.String("request_id", RequestID(ctx)),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Int64("bytes", rec.Bytes),
+				slog.Duration("duration", end.Sub(start)))
+			if id := ClientRequestID(ctx); id != "" {
+				rd.AddAttrs(slog.String("client_request_id", id))
 			}
-		}()
-		next.ServeHTTP(rec, r)
+			if rec.errorCode != "" {
+				rd.AddAttrs(slog.String("error_code", rec.errorCode))
+			}
+			if aborted {
+				rd.AddAttrs(slog.Bool("aborted", true))
+			}
+			_ = h.Handle(ctx, rd)
+		}
+		if aborted {
+			panic(v) // on to net/http (Recover has dealt with every other panic)
+		}
 	})
 }
 
-// logRequest writes the access-log line of r.
-func logRequest(h slog.Handler, r *http.Request, rec *StatusRecorder, start time.Time, aborted bool) {
-	ctx := r.Context()
-	status := rec.Status
-	switch {
-	case rec.outcome != 0:
-		status = rec.outcome
-	case ctx.Err() != nil && (status == 0 || aborted):
-		status = 499
-	case status == 0 && aborted:
-		status = http.StatusInternalServerError
-	case status == 0:
-		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
-	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelWarn
-	}
-	if !h.Enabled(ctx, level) {
-		return
-	}
-	end := time.Now()
-	rd := slog.NewRecord(end, level, "http request", 0)
-	rd.AddAttrs(
-		slog.String("request_id", RequestID(ctx)),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", rec.Bytes),
-		slog.Duration("duration", end.Sub(start)))
-	if id := ClientRequestID(ctx); id != "" {
-		rd.AddAttrs(slog.String("client_request_id", id))
-	}
-	if rec.errorCode != "" {
-		rd.AddAttrs(slog.String("error_code", rec.errorCode))
-	}
-	if aborted {
-		rd.AddAttrs(slog.Bool("aborted", true))
-	}
-	_ = h.Handle(ctx, rd)
+// serveCatching serves r and returns the value of a panic of next, or nil.
+func serveCatching(next http.Handler, w http.ResponseWriter, r *http.Request) (v any) {
+	defer func() { v = recover() }()
+	next.ServeHTTP(w, r)
+	return nil
 }
 
 // Recover turns a panic into a 500 JSON error and logs the stack. The
