@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		defer cache.Close()
 	}
 	inv := tokens.NewInvalidation(ctx, rdb, cfg.Redis.KeyPrefix+"tokens:invalidate", log)
-	rec, err := audit.Open(cfg.Audit, st, cfg.Server.TrustedProxyPrefixes(), log)
+	rec, err := audit.Open(cfg.Audit, st, kr, cfg.Server.TrustedProxyPrefixes(), log)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,14 @@
 // common facts of a request (actor, request id, client ip, method, path, user
 // agent, time), appends them to the database through the store (in the same
 // transaction as the change they record, via the store's audit callbacks) and,
-// when configured, to a JSON-lines file. Verify walks the stored hash chain
-// and reports the first broken link.
+// when configured, to a JSON-lines file whose lines carry each record's
+// sequence number and chain hash. The chain is keyed: the store seals every
+// record with an HMAC under a key derived from the keyring (Keys), which the
+// database does not hold. Verify walks the chain, checks every MAC and, given
+// the file, checks the database against it (the file is the anchor that
+// reveals records deleted from the end). Every field is bounded
+// (llmproxy.AuditEvent.Bounded) and repeated denials from one client are
+// aggregated (RecordDenial).
 package audit
 
 import (
@@ -38,8 +44,9 @@ const (
 // maxLineBytes bounds one JSONL record; larger details are replaced by a note.
 const maxLineBytes = 64 << 10
 
-// maxUserAgent bounds the stored user agent.
-const maxUserAgent = 512
+// fileLookupTimeout bounds the read of a stored record's seal for its file
+// line.
+const fileLookupTimeout = 5 * time.Second
 
 // Actor is who performed an action and the request facts recorded with it.
 type Actor struct {
@@ -64,10 +71,21 @@ type Options struct {
 	File string
 	// CreateDir creates File's directory when missing (AUDIT_CREATE_DIR).
 	CreateDir bool
+	// Keys seal the database chain (set on Store when records go there). Nil
+	// leaves the store unkeyed: it then writes legacy records, which Verify
+	// rejects after the first keyed one; serve and the functions always pass
+	// keys (Open).
+	Keys *Keys
 	// TrustedProxies decide whether X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	Clock          func() time.Time
-	Log            *slog.Logger
+	// DenialWindow is the window over which RecordDenial aggregates repeated
+	// denials of one client (default 1 minute); DenialSources bounds how many
+	// clients have a window of their own at once (default 1000): the rest
+	// share one.
+	DenialWindow  time.Duration
+	DenialSources int
+	Clock         func() time.Time
+	Log           *slog.Logger
 }
 
 // Recorder builds and writes audit records. It is safe for concurrent use.
@@ -81,6 +99,8 @@ type Recorder struct {
 
 	mu   sync.Mutex
 	file *os.File
+
+	denials *denials
 }
 
 // NewRecorder opens the audit file (when configured) and returns a Recorder.
@@ -99,6 +119,10 @@ func NewRecorder(o Options) (*Recorder, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	if r.storeInDB && o.Keys != nil {
+		o.Store.SetAuditKey(o.Keys.Current())
+	}
+	r.denials = newDenials(r, o.DenialWindow, o.DenialSources)
 	if r.enabled && o.File != "" {
 		if o.CreateDir {
 			if err := os.MkdirAll(filepath.Dir(o.File), 0o750); err != nil {
@@ -128,17 +152,15 @@ func (r *Recorder) ActorFrom(req *http.Request, name string) Actor {
 	if r != nil {
 		trusted = r.trusted
 	}
-	ua := req.UserAgent()
-	if len(ua) > maxUserAgent {
-		ua = ua[:maxUserAgent]
-	}
+	// Bounded at the source (the store bounds again what it keeps): the
+	// path and the user agent are the client's choice.
 	return Actor{
 		Name:      name,
-		RequestID: web.RequestID(req.Context()),
-		ClientIP:  web.ClientIP(req, trusted),
-		Method:    req.Method,
-		Path:      req.URL.Path,
-		UserAgent: ua,
+		RequestID: llmproxy.BoundText(web.RequestID(req.Context()), llmproxy.MaxAuditIDBytes),
+		ClientIP:  llmproxy.BoundText(web.ClientIP(req, trusted), llmproxy.MaxAuditIPBytes),
+		Method:    llmproxy.BoundText(req.Method, llmproxy.MaxAuditMethodBytes),
+		Path:      llmproxy.BoundText(req.URL.Path, llmproxy.MaxAuditPathBytes),
+		UserAgent: llmproxy.BoundText(req.UserAgent(), llmproxy.MaxAuditUABytes),
 	}
 }
 
@@ -178,22 +200,46 @@ func (r *Recorder) Record(ctx context.Context, e llmproxy.AuditEvent) error {
 	if !r.Enabled() {
 		return nil
 	}
+	e = e.Bounded()
 	var err error
 	if r.storeInDB {
-		if _, err = r.store.AppendAudit(ctx, e); err != nil {
-			r.log.ErrorContext(ctx, "audit: store record", "action", e.Action, "audit_id", e.ID, "error", err)
-			err = fmt.Errorf("audit: append %s: %w", e.Action, err)
+		sealed, aerr := r.store.AppendAudit(ctx, e)
+		if aerr != nil {
+			r.log.ErrorContext(ctx, "audit: store record", "action", e.Action, "audit_id", e.ID, "error", aerr)
+			err = fmt.Errorf("audit: append %s: %w", e.Action, aerr)
+		} else {
+			e = sealed
 		}
 	}
-	r.WriteFile(e)
+	r.writeLine(e)
 	return err
 }
 
 // WriteFile appends e to the JSON-lines file, when one is configured. Records
 // written by the store in a transaction reach the file through this method
-// after the store call returned.
+// after the store call returned; their line carries the sequence number and
+// chain hash the store gave them, read back by id.
 func (r *Recorder) WriteFile(e llmproxy.AuditEvent) {
 	if !r.Enabled() || r.file == nil {
+		return
+	}
+	if r.storeInDB && e.Seq == 0 && e.ID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), fileLookupTimeout)
+		sealed, err := r.store.GetAudit(ctx, e.ID)
+		cancel()
+		switch {
+		case err == nil:
+			e = sealed
+		case !errors.Is(err, llmproxy.ErrNotFound):
+			r.log.Warn("audit: read the stored record for its file line", "audit_id", e.ID, "error", err)
+		}
+	}
+	r.writeLine(e.Bounded())
+}
+
+// writeLine appends e to the file as one JSON line.
+func (r *Recorder) writeLine(e llmproxy.AuditEvent) {
+	if r.file == nil {
 		return
 	}
 	line, err := json.Marshal(FileRecord(e))
@@ -213,11 +259,13 @@ func (r *Recorder) WriteFile(e llmproxy.AuditEvent) {
 	}
 }
 
-// Close syncs and closes the file.
+// Close writes the summaries of open denial windows, then syncs and closes
+// the file.
 func (r *Recorder) Close() error {
 	if r == nil {
 		return nil
 	}
+	r.denials.close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.file == nil {
@@ -239,6 +287,6 @@ func FileRecord(e llmproxy.AuditEvent) mgmtapi.AuditEvent {
 		Outcome: e.Outcome, Result: e.Outcome, ProjectID: e.ProjectID, TokenID: e.TokenID,
 		RequestID: e.RequestID, CorrelationID: e.CorrelationID, ClientIP: e.ClientIP,
 		Method: e.Method, Path: e.Path, UserAgent: e.UserAgent, Reason: e.Reason,
-		Details: d, PrevHash: e.PrevHash, Hash: e.Hash,
+		Details: d, PrevHash: e.PrevHash, KeyID: e.KeyID, Hash: e.Hash,
 	}
 }

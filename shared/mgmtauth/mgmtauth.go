@@ -194,7 +194,7 @@ func (a *Auth) audit(ctx context.Context, actor audit.Actor, reason string, deta
 	}
 	e := rec.Event(actor, "management.auth", llmproxy.OutcomeDenied, details)
 	e.Reason = reason
-	_ = rec.Record(context.WithoutCancel(ctx), e)
+	_ = rec.RecordDenial(context.WithoutCancel(ctx), e)
 }
 
 func writeDenied(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {

@@ -41,7 +41,7 @@ func Open(ctx context.Context, name string, cfg config.Config, res *deployable.R
 	if err := cfg.Server.RequireManagementToken(); err != nil {
 		return nil, err
 	}
-	rec, err := audit.Open(cfg.Audit, res.Store, cfg.Server.TrustedProxyPrefixes(), log)
+	rec, err := audit.Open(cfg.Audit, res.Store, res.Keyring, cfg.Server.TrustedProxyPrefixes(), log)
 	if err != nil {
 		return nil, err
 	}

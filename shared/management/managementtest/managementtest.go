@@ -105,7 +105,9 @@ type Env struct {
 	Engine        string
 	DB            config.Database
 	Store         store.Store
+	EncryptionKey string // the keyring's master key (ENCRYPTION_KEY)
 	Keyring       *secrets.Keyring
+	AuditKeys     *audit.Keys // seal the audit chain (derived from Keyring)
 	Recorder      *audit.Recorder
 	Service       *management.Service
 	Auth          *mgmtauth.Auth
@@ -131,12 +133,16 @@ func New(t testing.TB, engine string, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.EncryptionKey = key
 	if e.Keyring, err = secrets.NewKeyring(key, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.AuditKeys, err = audit.KeysFrom(e.Keyring); err != nil {
 		t.Fatal(err)
 	}
 	e.AuditFile = filepath.Join(t.TempDir(), "audit", "audit.jsonl")
 	e.Recorder, err = audit.NewRecorder(audit.Options{
-		Store: e.Store, StoreInDB: true, File: e.AuditFile, CreateDir: true, Log: e.Log,
+		Store: e.Store, StoreInDB: true, File: e.AuditFile, CreateDir: true, Keys: e.AuditKeys, Log: e.Log,
 	})
 	if err != nil {
 		t.Fatal(err)
