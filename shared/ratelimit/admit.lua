@@ -7,24 +7,38 @@
 --              w = newest bucket charged)
 -- KEYS[n+1]    lifetime counter (when ARGV[3] > 0)
 -- KEYS[n+2]    reservation marker (when ARGV[6] ~= "")
+-- KEYS[n+3]    admission marker: this admission's reply once it charged, or
+--              "x" once cancel.lua cancelled it (see redis.go)
 -- ARGV[1] now in ms (0: use the server's TIME)   ARGV[2] n
 -- ARGV[3] lifetime max (0: none)  ARGV[4] lifetime seed  ARGV[5] lifetime ttl ms
 -- ARGV[6] reservation marker ttl ms (0: none)
 -- ARGV[7] lease: the most requests to charge at once (<= 1: none)
 -- ARGV[8] lease share: a lease takes at most 1/share of what any limit has left
 -- ARGV[9] lease floor ms: no lease when a charged bucket ends sooner
+-- ARGV[10] admission marker ttl ms
 -- then per window: limit, bucket ms, buckets, amount, enforced (1/0)
 -- Returns {allowed, quota, now, leased, then per window: total, refuse,
 -- retry ms, reset ms, bucket}. leased is how many requests were charged
 -- (every window amount × leased, the lifetime counter leased): 1, or a lease
 -- of k >= 2 that the caller hands out itself (no reservation marker then).
+-- The same admission run again (a copy of the call that reached the server
+-- late, or a retry) charges nothing and returns the first run's reply; one
+-- run after its cancellation charges nothing and returns {-1}.
+
+local n = tonumber(ARGV[2])
+local prev = redis.call('GET', KEYS[n + 3])
+if prev == 'x' then return {-1} end
+if prev then
+  local again = {}
+  for v in string.gmatch(prev, '%S+') do again[#again + 1] = tonumber(v) end
+  return again
+end
 
 local now = tonumber(ARGV[1])
 if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local n = tonumber(ARGV[2])
 
 -- Redis calls are the script's cost (each is a few µs of the server's single
 -- thread): a window takes one HMGET (its state and the current bucket) and
@@ -64,7 +78,7 @@ local out = {0, 0, now, 1}
 local st = {}
 local refused = false
 for i = 1, n do
-  local a = 9 + (i - 1) * 5
+  local a = 10 + (i - 1) * 5
   local limit, bms, nb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local amount, enforced = tonumber(ARGV[a + 4]), ARGV[a + 5] == '1'
   local key = KEYS[i]
@@ -161,4 +175,9 @@ end
 if allowed then out[1] = 1 end
 if quota then out[2] = 1 end
 out[4] = k
+if allowed then -- what it charged, for a run again and for cancel.lua
+  local parts = {}
+  for i = 1, #out do parts[i] = str(out[i]) end
+  redis.call('SET', KEYS[n + 3], table.concat(parts, ' '), 'PX', ARGV[10])
+end
 return out

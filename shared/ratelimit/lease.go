@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -396,10 +397,24 @@ func (s *leases) send(ctx context.Context, calls []scriptCall) error {
 	return s.l.logGiveBack(s.l.run(ctx, calls))
 }
 
-// Close gives back every lease this limiter holds (in one round trip) and
-// stops leasing: later admissions each take a round trip. Call it before
-// the Redis client is closed.
-func (l *Redis) Close(ctx context.Context) error { return l.leases.close(ctx) }
+// Close gives back every lease this limiter holds (in one round trip),
+// stops leasing (later admissions each take a round trip) and waits, until
+// ctx ends, for the cancellations of admissions without a reply. Call it
+// before the Redis client is closed.
+func (l *Redis) Close(ctx context.Context) error {
+	err := l.leases.close(ctx)
+	done := make(chan struct{})
+	go func() {
+		l.cancels.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("rate limit close: admissions still being cancelled: %w", ctx.Err()))
+	}
+	return err
+}
 
 // scriptCall is one script invocation of a pipeline.
 type scriptCall struct {

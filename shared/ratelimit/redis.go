@@ -27,6 +27,26 @@ var (
 	//go:embed settle.lua
 	settleLua    string
 	settleScript = redis.NewScript(libLua + settleLua)
+	//go:embed cancel.lua
+	cancelLua    string
+	cancelScript = redis.NewScript(libLua + cancelLua)
+)
+
+// An admission is idempotent: its script writes an admission marker (its
+// reply) that a second run of the same call finds, so it charges once
+// whatever is retried or delivered late. When the caller gets no reply (a
+// timeout, a closed connection: the script may have run, or may still
+// run), the admission is cancelled in the background: cancel.lua gives its
+// charge back, or marks it so that it charges nothing if it runs later.
+const (
+	// admissionTTL is how long the marker lives: the bound within which a
+	// late copy of an admission is recognised and a cancellation takes
+	// effect.
+	admissionTTL = 15 * time.Second
+	// cancelFor is how long a cancellation is retried while Redis does not
+	// answer (less than admissionTTL, so that it lands while the marker
+	// lives).
+	cancelFor = 10 * time.Second
 )
 
 // RedisOptions configures the Redis limiter.
@@ -60,6 +80,9 @@ type Redis struct {
 	opts   RedisOptions
 	log    *slog.Logger
 	leases *leases
+
+	cancels sync.WaitGroup // cancellations in flight (Close waits for them)
+	pending atomic.Int64   // how many (tests)
 }
 
 // NewRedis returns a limiter that keeps its state in Redis under prefix (e.g.
@@ -152,7 +175,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	if marked {
 		resID = newID()
 	}
-	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID))
+	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID), l.key(part, "adm:"+newID()))
 	lifeMax := int64(0)
 	if r.TokenID != "" {
 		lifeMax = max(r.MaxRequests, 0)
@@ -161,9 +184,9 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	if marked {
 		resTTL = l.opts.ReservationTTL.Milliseconds()
 	}
-	args := make([]any, 0, 9+5*len(cs))
+	args := make([]any, 0, 10+5*len(cs))
 	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL,
-		leaseMax, leaseShare, leaseFloor.Milliseconds())
+		leaseMax, leaseShare, leaseFloor.Milliseconds(), admissionTTL.Milliseconds())
 	for _, c := range cs {
 		s := specs[c.kind]
 		enforced := 0
@@ -178,9 +201,13 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	l.logGiveBack(cmds[:len(cmds)-1])
 	vals, err := cmds[len(cmds)-1].Int64Slice()
 	if err != nil {
+		if !isNoScript(err) { // the script may have run, or may still run
+			l.cancel(r, cs, keys, lifeMax)
+		}
 		return Decision{}, l.fail(ctx, "admit", err)
 	}
 	if len(vals) != 4+5*len(cs) {
+		l.cancel(r, cs, keys, lifeMax)
 		return Decision{}, llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiter unavailable",
 			fmt.Errorf("rate limit admit: unexpected reply of %d values", len(vals)))
 	}
@@ -209,14 +236,51 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 			marker: l.key(part, "res:"), granted: leased, reserved: max(r.ReserveTokens, 0),
 		}
 		if lifeMax > 0 {
-			ls.life = keys[len(keys)-2]
+			ls.life = keys[len(cs)]
 		}
 		ls.start(l, sent, vals[2])
 		d.Reservation = l.leases.store(r.TokenID, ls)
 	case hasTokens:
-		d.Reservation = &redisReservation{l: l, marker: keys[len(keys)-1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
+		d.Reservation = &redisReservation{l: l, marker: keys[len(cs)+1], marked: marked, reserved: max(r.ReserveTokens, 0), holds: holds}
 	}
 	return d, nil
+}
+
+// cancel makes the admission of r with keys charge nothing, in the
+// background: retried for cancelFor while Redis does not answer (each try
+// is idempotent). A cancellation that never lands leaves the charge until
+// it leaves its windows (a lifetime charge: for good), and is logged.
+func (l *Redis) cancel(r Request, cs []check, keys []string, lifeMax int64) {
+	counted := 0
+	if lifeMax > 0 {
+		counted = 1
+	}
+	args := make([]any, 0, 3+len(cs))
+	args = append(args, len(cs), admissionTTL.Milliseconds(), counted)
+	for _, c := range cs {
+		args = append(args, c.amount(r))
+	}
+	l.pending.Add(1)
+	l.cancels.Go(func() {
+		defer l.pending.Add(-1)
+		giveUp := time.Now().Add(cancelFor)
+		wait := 20 * time.Millisecond
+		for {
+			ctx, stop := context.WithTimeout(context.Background(), giveBackTimeout)
+			err := cancelScript.Run(ctx, l.client, keys, args...).Err()
+			stop()
+			if err == nil || errors.Is(err, redis.Nil) {
+				return
+			}
+			if time.Now().Add(wait).After(giveUp) {
+				l.log.Warn("rate limit admission without a reply not cancelled: its charge stays until it leaves its windows",
+					"error", err.Error())
+				return
+			}
+			time.Sleep(wait)
+			wait = min(2*wait, time.Second)
+		}
+	})
 }
 
 func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }

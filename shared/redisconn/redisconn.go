@@ -1,6 +1,7 @@
 // Package redisconn builds the Redis client options of llm-proxy from
 // REDIS_ADDR, REDIS_DB, REDIS_PASSWORD and REDIS_TIMEOUT, in one place. The
-// client dials lazily: building it does no network I/O.
+// client dials lazily: building it does no network I/O, and it never
+// retries a command by itself.
 package redisconn
 
 import (
@@ -22,6 +23,13 @@ func Options(cfg config.Redis) *redis.Options {
 		Addr: cfg.Addr, DB: cfg.DB, Password: cfg.Password,
 		DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
 		PoolSize: PoolSize,
+		// No retries: go-redis retries a command that timed out on a new
+		// connection, while the first copy may still reach the server, so a
+		// retried script would run twice (a rate limit admission charged
+		// twice). Every call is one attempt bounded by REDIS_TIMEOUT; the
+		// callers that need more retry themselves, with calls that are
+		// idempotent (docs/guarantees.md).
+		MaxRetries: -1,
 		// RESP2: llm-proxy uses no RESP3 feature (push notifications,
 		// client-side caching, maintenance notifications), and with RESP3
 		// the client looks for pending push notifications around every

@@ -18,6 +18,9 @@ func TestOptionsFollowConfiguration(t *testing.T) {
 	if o.PoolSize != PoolSize || o.Protocol != 2 || o.ReadBufferSize != 4<<10 || o.WriteBufferSize != 4<<10 {
 		t.Fatalf("pool %d protocol %d buffers %d/%d, want %d, RESP2 and 4 KiB", o.PoolSize, o.Protocol, o.ReadBufferSize, o.WriteBufferSize, PoolSize)
 	}
+	if o.MaxRetries != -1 {
+		t.Fatalf("MaxRetries = %d, want -1 (a retried script runs twice)", o.MaxRetries)
+	}
 	if New(config.Redis{}) != nil {
 		t.Fatal("New without REDIS_ADDR returned a client")
 	}

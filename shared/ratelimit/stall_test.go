@@ -1,0 +1,140 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
+	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/redisconn"
+)
+
+// TestRedisStallChargesOnce: Redis stalls (the proxy holds every byte) for
+// longer than REDIS_TIMEOUT while admissions are in flight; they fail, and
+// what they sent reaches Redis when the stall ends. Whatever ran, the
+// number admitted in all is exactly the limit: a failed admission charges
+// nothing (it is cancelled), none charges twice (no client retries; a copy
+// that runs again finds its admission marker).
+func TestRedisStallChargesOnce(t *testing.T) {
+	t.Parallel()
+	const (
+		limit     = 100
+		before    = 20 // admitted before the stall
+		inFlight  = 30 // admissions in flight during it
+		timeout   = 150 * time.Millisecond
+		afterMost = 3 * limit
+	)
+	for _, tc := range []struct {
+		name   string
+		lease  int64
+		limits llmproxy.Limits
+		max    int64
+	}{
+		{"lifetime quota", 0, llmproxy.Limits{}, limit},
+		{"lifetime quota, leases", 32, llmproxy.Limits{}, limit},
+		{"requests per minute", 0, llmproxy.Limits{RequestsPerMinute: limit}, 0},
+		{"requests per minute and tokens, leases", 32, llmproxy.Limits{RequestsPerMinute: limit, TokensPerMinute: 1_000_000}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, prefix := testenv.Redis(t)
+			proxy := faultproxy.Start(t, testenv.RedisAddr())
+			// The production client options, REDIS_TIMEOUT included.
+			c := redisconn.New(config.Redis{Addr: proxy.Addr(), Timeout: timeout})
+			l := NewRedis(c, prefix+"rl:", RedisOptions{Lease: tc.lease})
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = l.Close(ctx)
+				_ = c.Close()
+			})
+			tok, prj := ids()
+			req := Request{TokenID: tok, ProjectID: prj, TokenLimits: tc.limits, MaxRequests: tc.max, ReserveTokens: 10}
+			ctx := context.Background()
+			admit := func() (allowed bool, err error) {
+				d, err := l.Admit(ctx, req)
+				if err != nil {
+					return false, err
+				}
+				if d.Allowed {
+					_ = d.Reservation.Settle(ctx, 10)
+				}
+				return d.Allowed, nil
+			}
+
+			// Connections ready in the pool, as on a busy process: every
+			// admission in flight writes its script before the stall holds it.
+			var warm sync.WaitGroup
+			for range inFlight + 5 {
+				warm.Go(func() { testenv.Must(t, c.Ping(ctx).Err()) })
+			}
+			warm.Wait()
+
+			admitted := 0
+			for range before {
+				ok, err := admit()
+				if err != nil || !ok {
+					t.Fatalf("before the stall: %v, %v", ok, err)
+				}
+				admitted++
+			}
+
+			proxy.Pause()
+			var (
+				wg     sync.WaitGroup
+				mu     sync.Mutex
+				failed int
+			)
+			for range inFlight {
+				wg.Go(func() {
+					ok, err := admit()
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil:
+						failed++
+					case ok:
+						admitted++
+					}
+				})
+			}
+			proxy.WaitHeld(t, inFlight/2, 5*time.Second)
+			wg.Wait() // every admission in flight gave up (REDIS_TIMEOUT)
+			if failed == 0 {
+				t.Fatal("no admission failed during the stall: the test did not stall Redis")
+			}
+			proxy.Resume() // what they sent reaches Redis now
+
+			deadline := time.Now().Add(10 * time.Second)
+			for l.pending.Load() > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d cancellations still pending", l.pending.Load())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+
+			refused := false
+			for range afterMost {
+				ok, err := admit()
+				if err != nil {
+					t.Fatalf("after the stall: %v", err)
+				}
+				if !ok {
+					refused = true
+					break
+				}
+				admitted++
+			}
+			if !refused {
+				t.Fatalf("never refused after %d more admissions", afterMost)
+			}
+			if admitted != limit {
+				t.Fatalf("admitted %d in all (%d failed during the stall), want exactly the limit %d", admitted, failed, limit)
+			}
+		})
+	}
+}
