@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
 // command is one `resource action`.
@@ -65,6 +67,7 @@ type auditEvent struct {
 	UserAgent string         `json:"user_agent"`
 	Reason    string         `json:"reason"`
 	Details   map[string]any `json:"details"`
+	KeyID     string         `json:"key_id"`
 	Hash      string         `json:"hash"`
 }
 
@@ -510,8 +513,8 @@ func auditList(fs *flag.FlagSet) func(context.Context, *call, []string) error {
 		tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tTIME\tACTION\tOUTCOME\tACTOR\tPROJECT\tCLIENT IP\tREASON")
 		for _, e := range res.Events {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(&e.Timestamp), e.Action, e.Outcome, e.Actor,
-				dash(e.ProjectID), dash(e.ClientIP), dash(e.Reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc(e.ID), ts(&e.Timestamp), esc(e.Action), esc(e.Outcome), esc(e.Actor),
+				esc(dash(e.ProjectID)), esc(dash(e.ClientIP)), esc(dash(e.Reason)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -610,29 +613,40 @@ func printRevoke(c *call, r *response) error {
 	return err
 }
 
+// printAudit prints one audit record. Much of a record is the client's
+// choice (the path, the user agent, names), so every value is shown with
+// control characters escaped (esc): a record cannot drive the terminal.
 func printAudit(c *call, r *response) error {
 	var e auditEvent
 	if err := r.decode(&e); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "ID:\t%s\n", e.ID)
-	fmt.Fprintf(tw, "Seq:\t%d\n", e.Seq)
-	fmt.Fprintf(tw, "Time:\t%s\n", ts(&e.Timestamp))
-	fmt.Fprintf(tw, "Action:\t%s\n", e.Action)
-	fmt.Fprintf(tw, "Outcome:\t%s\n", e.Outcome)
-	fmt.Fprintf(tw, "Actor:\t%s\n", e.Actor)
-	fmt.Fprintf(tw, "Project:\t%s\n", dash(e.ProjectID))
-	fmt.Fprintf(tw, "Token:\t%s\n", dash(e.TokenID))
-	fmt.Fprintf(tw, "Request ID:\t%s\n", dash(e.RequestID))
-	fmt.Fprintf(tw, "Client IP:\t%s\n", dash(e.ClientIP))
-	fmt.Fprintf(tw, "Request:\t%s %s\n", e.Method, e.Path)
-	fmt.Fprintf(tw, "User agent:\t%s\n", dash(e.UserAgent))
-	fmt.Fprintf(tw, "Reason:\t%s\n", dash(e.Reason))
-	fmt.Fprintf(tw, "Details:\t%s\n", compact(e.Details))
-	fmt.Fprintf(tw, "Hash:\t%s\n", e.Hash)
+	for _, row := range []struct{ label, value string }{
+		{"ID", e.ID},
+		{"Seq", strconv.FormatInt(e.Seq, 10)},
+		{"Time", ts(&e.Timestamp)},
+		{"Action", e.Action},
+		{"Outcome", e.Outcome},
+		{"Actor", e.Actor},
+		{"Project", dash(e.ProjectID)},
+		{"Token", dash(e.TokenID)},
+		{"Request ID", dash(e.RequestID)},
+		{"Client IP", dash(e.ClientIP)},
+		{"Request", e.Method + " " + e.Path},
+		{"User agent", dash(e.UserAgent)},
+		{"Reason", dash(e.Reason)},
+		{"Details", compact(e.Details)},
+		{"Key ID", dash(e.KeyID)},
+		{"Hash", e.Hash},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", row.label, esc(row.value))
+	}
 	return tw.Flush()
 }
+
+// esc shows control characters (and bidirectional overrides) escaped.
+func esc(s string) string { return llmproxy.EscapeControl(s) }
 
 func ts(t *time.Time) string {
 	if t == nil || t.IsZero() {

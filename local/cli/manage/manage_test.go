@@ -478,3 +478,29 @@ func TestCLILimits(t *testing.T) {
 		t.Errorf("help does not document the limit flags: %q", r.stdout)
 	}
 }
+
+// A record with terminal escapes (an attacker's user agent, path and
+// submitted name) prints with them escaped in `audit get` and `audit list`.
+func TestCLIAuditEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
+	srv, env := server(t)
+	cli := map[string]string{"MANAGEMENT_API_BASE_URL": srv.URL, "MANAGEMENT_TOKEN": managementtest.ManagementToken}
+	const evil = "\x1b]0;pwned\x07\x1b[2J\u202eevil\r\n"
+	e := env.Recorder.Event(managementtest.Actor(), "management.auth", llmproxy.OutcomeDenied, map[string]any{"name": evil})
+	e.Path, e.UserAgent, e.Reason = "/manage/"+evil, evil, evil
+	if err := env.Recorder.Record(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"audit", "get", e.ID}, {"audit", "list", "--action", "management.auth"}} {
+		r := run(t, cli, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d %s", args, r.code, r.stderr)
+		}
+		if strings.ContainsAny(r.stdout, "\x1b\x07\r\u202e") {
+			t.Fatalf("%v printed raw control characters: %q", args, r.stdout)
+		}
+		if !strings.Contains(r.stdout, `\x1b]0;pwned\x07\x1b[2J\u202eevil\x0d\x0a`) {
+			t.Fatalf("%v did not show the escapes: %q", args, r.stdout)
+		}
+	}
+}
