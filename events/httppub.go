@@ -33,8 +33,11 @@ func NewHTTPPublisher(target string, httpClient *http.Client) (*HTTPPublisher, e
 	return &HTTPPublisher{client: c, target: target}, nil
 }
 
-// Publish sends the events one by one; failures are reported per event:
-// 404/408/409/429/5xx and network errors are retryable, other 4xx permanent.
+// Publish sends the events one by one, in order; failures are reported per
+// event: 404/408/409/429/5xx and network errors are retryable, other 4xx
+// permanent. After a retryable failure the rest of the batch is not sent
+// (each gets that error), so a sink that comes back mid-batch never gets
+// later events before earlier ones.
 func (p *HTTPPublisher) Publish(ctx context.Context, evs []event.Event) error {
 	var errs []error
 	for i := range evs {
@@ -44,9 +47,13 @@ func (p *HTTPPublisher) Publish(ctx context.Context, evs []event.Event) error {
 				errs = make([]error, len(evs))
 			}
 			errs[i] = err
-			if ctx.Err() != nil {
+			if !IsPermanent(err) {
+				rest := err
+				if ctx.Err() != nil {
+					rest = ctx.Err()
+				}
 				for j := i + 1; j < len(evs); j++ {
-					errs[j] = ctx.Err()
+					errs[j] = rest
 				}
 				break
 			}
