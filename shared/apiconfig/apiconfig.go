@@ -73,8 +73,9 @@ type Connection struct {
 // Provider is a validated, ready-to-use API entry.
 type Provider struct {
 	Name string
-	// BaseURL is the upstream base; its path (possibly empty) is prepended
-	// to every request path.
+	// BaseURL is the upstream base; its path (possibly empty, never ending
+	// in /v1, which the request paths carry) is prepended to every request
+	// path.
 	BaseURL         *url.URL
 	Endpoints       []string // cleaned allowed endpoints
 	Methods         []string // upper-case, sorted
@@ -167,7 +168,9 @@ func Default() *Provider {
 	return p
 }
 
-// WithBaseURL returns a copy of p that forwards to base (tests, benchmarks).
+// WithBaseURL returns a copy of p that forwards to base (OPENAI_API_URL,
+// tests). base may end in /v1 or not: http://host/v1 and http://host are
+// the same upstream.
 func (p *Provider) WithBaseURL(base string) (*Provider, error) {
 	u, err := parseBaseURL(base)
 	if err != nil {
@@ -278,10 +281,17 @@ func parseBaseURL(s string) (*url.URL, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("%q must not carry a query, fragment or credentials", s)
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
+	// Request paths carry /v1 themselves: a base written the way OpenAI
+	// SDKs, vLLM and Ollama write it (http://host/v1) is the same upstream
+	// as http://host, not /v1/v1/….
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), apiVersionPath)
 	u.RawPath = ""
 	return u, nil
 }
+
+// apiVersionPath is the path segment every proxied request path starts
+// with; a base URL that ends with it is taken without it.
+const apiVersionPath = "/v1"
 
 // endpoint is an allowed path: literal segments, where "*" or "{name}"
 // matches any one segment. A path matches when its leading segments match

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/shared/config"
 )
 
 const originalFile = `
@@ -184,5 +186,38 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(f, "openai"); err == nil || !strings.Contains(err.Error(), f) {
 		t.Fatalf("error should name the file: %v", err)
+	}
+}
+
+// TestBaseURLForms: a base URL written with /v1, as OpenAI SDKs, vLLM and
+// Ollama write it, reaches the same upstream paths as one without it, from
+// OPENAI_API_URL (Configured) and from base_url in a provider file.
+func TestBaseURLForms(t *testing.T) {
+	for _, tc := range []struct{ base, want string }{
+		{"https://api.openai.com", "https://api.openai.com/v1/chat/completions"},
+		{"https://api.openai.com/", "https://api.openai.com/v1/chat/completions"},
+		{"https://api.openai.com/v1", "https://api.openai.com/v1/chat/completions"},
+		{"https://api.openai.com/v1/", "https://api.openai.com/v1/chat/completions"},
+		{"http://localhost:11434/v1", "http://localhost:11434/v1/chat/completions"},
+		{"http://vllm:8000/openai", "http://vllm:8000/openai/v1/chat/completions"},
+		{"http://vllm:8000/openai/v1", "http://vllm:8000/openai/v1/chat/completions"},
+		{"http://gw/v1beta", "http://gw/v1beta/v1/chat/completions"},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			p, err := Configured(config.Proxy{}, config.Upstream{BaseURL: tc.base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.UpstreamURL("/v1/chat/completions", "").String(); got != tc.want {
+				t.Errorf("OPENAI_API_URL=%s: upstream %s, want %s", tc.base, got, tc.want)
+			}
+			doc := "apis:\n  x:\n    base_url: " + tc.base + "\n    allowed_endpoints: [/v1/chat/completions]\n    allowed_methods: [POST]\n"
+			if p, err = Parse([]byte(doc), "x"); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.UpstreamURL("/v1/chat/completions", "").String(); got != tc.want {
+				t.Errorf("base_url: %s: upstream %s, want %s", tc.base, got, tc.want)
+			}
+		})
 	}
 }
