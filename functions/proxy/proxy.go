@@ -398,8 +398,11 @@ func (p *Proxy) admit(w *respWriter, r *http.Request, st *state, model string) b
 			code = llmproxy.CodeRateLimitExceeded
 		}
 		msg := "Rate limit exceeded. Retry after the time given in Retry-After."
-		if code == llmproxy.CodeQuotaExceeded {
+		switch {
+		case code == llmproxy.CodeQuotaExceeded:
 			msg = "The token's request quota (max_requests) is exhausted."
+		case d.Permanent && d.Reason != "": // x-should-retry: false
+			msg = "Rate limit exceeded: the " + d.Reason + "; retrying cannot help."
 		}
 		p.fail(w, r, http.StatusTooManyRequests, llmproxy.E(llmproxy.ErrRateLimited, code, msg))
 		return false

@@ -50,15 +50,20 @@ func decision(r Request, res []result, allowed, quota bool) Decision {
 		d.Code = llmproxy.CodeQuotaExceeded
 		d.RetryAfter = quotaRetryAfter
 		d.Reason = "the token's request quota (max_requests) is exhausted"
+		d.Permanent = true
 	default:
 		d.Code = llmproxy.CodeRateLimitExceeded
 		for _, w := range res {
-			if w.refuse && w.retry >= d.RetryAfter {
-				d.RetryAfter = w.retry
-				d.Reason = w.c.reason()
-				if a := w.c.amount(r); a > w.c.limit {
-					d.Reason = w.c.tooLarge(a)
-				}
+			if !w.refuse {
+				continue
+			}
+			if a := w.c.amount(r); a > w.c.limit {
+				// Larger than the limit itself: no wait lets it in.
+				d.RetryAfter, d.Reason, d.Permanent = w.c.spec().Size, w.c.tooLarge(a), true
+				continue
+			}
+			if retry := windowRetry(w); retry >= d.RetryAfter && !d.Permanent {
+				d.RetryAfter, d.Reason = retry, w.c.reason()
 			}
 		}
 	}
@@ -86,3 +91,15 @@ type noReservation struct{}
 
 func (noReservation) Settle(context.Context, int64) error { return nil }
 func (noReservation) Release(context.Context) error       { return nil }
+
+// windowRetry is the wait a window's refusal tells the client: until
+// enough usage has left the window for the request to fit, but never more
+// than the window. The algorithm frees a unit up to one sub-bucket after
+// the window (docs/rate-limits.md), so the exact wait of the first refusal
+// after a unit was taken is just over the window (60.x s for a per-minute
+// limit), which the OpenAI SDKs ignore (they honour at most 60 s): told the
+// window, a client that retries then is at most one sub-bucket early, and
+// its next refusal says the short rest.
+func windowRetry(w result) time.Duration {
+	return min(w.retry, w.c.spec().Size)
+}

@@ -16,6 +16,9 @@ const (
 	HeaderRemainingTokens   = "X-Ratelimit-Remaining-Tokens"
 	HeaderResetTokens       = "X-Ratelimit-Reset-Tokens"
 	HeaderRetryAfter        = "Retry-After"
+	// HeaderShouldRetry is the OpenAI SDKs' override of their retry
+	// policy: "false" stops their retries of a 429.
+	HeaderShouldRetry = "X-Should-Retry"
 
 	// UpstreamHeaderPrefix replaces "X-Ratelimit-" on upstream headers that
 	// collide with the proxy's own (see RenameUpstreamHeaders).
@@ -24,7 +27,8 @@ const (
 
 // SetHeaders writes the proxy's own x-ratelimit-* headers for d: the
 // tightest request window and the tightest token window, each only when such
-// a limit applies, and Retry-After (whole seconds, at least 1) on a refusal.
+// a limit applies, Retry-After (whole seconds, at least 1) on a refusal, and
+// x-should-retry: false on a refusal waiting cannot help (d.Permanent).
 func SetHeaders(h http.Header, d Decision) {
 	// One backing array for every value (the names are canonical): one
 	// allocation instead of one per header.
@@ -34,7 +38,7 @@ func SetHeaders(h http.Header, d Decision) {
 		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if d.Requests != nil || d.Tokens != nil || !d.Allowed {
-		vals = make([]string, 0, 7)
+		vals = make([]string, 0, 8)
 	}
 	if w := d.Requests; w != nil {
 		set(HeaderLimitRequests, strconv.FormatInt(w.Limit, 10))
@@ -48,6 +52,9 @@ func SetHeaders(h http.Header, d Decision) {
 	}
 	if !d.Allowed {
 		set(HeaderRetryAfter, strconv.FormatInt(RetryAfterSeconds(d.RetryAfter), 10))
+		if d.Permanent {
+			set(HeaderShouldRetry, "false")
+		}
 	}
 }
 

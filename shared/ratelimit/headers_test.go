@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
 
 func TestFormatReset(t *testing.T) {
@@ -150,5 +153,82 @@ func TestReserveTokens(t *testing.T) {
 		if got := ReserveTokens(tc.prompt, tc.maxOut, tc.def); got != tc.want {
 			t.Errorf("ReserveTokens(%d, %d, %d) = %d, want %d", tc.prompt, tc.maxOut, tc.def, got, tc.want)
 		}
+	}
+}
+
+// TestRetryAfterValues: the Retry-After and x-should-retry a refusal
+// carries. A window's wait is exact but never more than the window (the
+// first per-minute refusal used to say 61 s, above the 60 s the OpenAI SDKs
+// honour), and a client that waits it is admitted by its second try; a
+// refusal waiting cannot help (lifetime quota, a request larger than a
+// limit) says x-should-retry: false.
+func TestRetryAfterValues(t *testing.T) {
+	t.Parallel()
+	const forever = "86400"
+	tests := []struct {
+		name        string
+		req         Request
+		admitFirst  int           // admitted before the refusal
+		after       time.Duration // clock advance between them
+		retryAfter  string
+		shouldRetry string // "" = absent
+		code        string
+	}{
+		{name: "per minute, refused at once", req: Request{TokenLimits: llmproxy.Limits{RequestsPerMinute: 1}},
+			admitFirst: 1, retryAfter: "60", code: llmproxy.CodeRateLimitExceeded},
+		{name: "per minute, refused 20 s later", req: Request{TokenLimits: llmproxy.Limits{RequestsPerMinute: 1}},
+			admitFirst: 1, after: 20 * time.Second, retryAfter: "41", code: llmproxy.CodeRateLimitExceeded},
+		{name: "per minute of the project", req: Request{ProjectLimits: llmproxy.Limits{RequestsPerMinute: 2}},
+			admitFirst: 2, after: 59 * time.Second, retryAfter: "2", code: llmproxy.CodeRateLimitExceeded},
+		{name: "per day, refused at once", req: Request{TokenLimits: llmproxy.Limits{RequestsPerDay: 1}},
+			admitFirst: 1, retryAfter: forever, code: llmproxy.CodeRateLimitExceeded},
+		{name: "tokens per minute, used up", req: Request{TokenLimits: llmproxy.Limits{TokensPerMinute: 100}, ReserveTokens: 100},
+			admitFirst: 1, after: 30 * time.Second, retryAfter: "31", code: llmproxy.CodeRateLimitExceeded},
+		{name: "larger than the tokens-per-minute limit", req: Request{TokenLimits: llmproxy.Limits{TokensPerMinute: 100}, ReserveTokens: 101},
+			retryAfter: "60", shouldRetry: "false", code: llmproxy.CodeRateLimitExceeded},
+		{name: "lifetime quota exhausted", req: Request{MaxRequests: 1, UsedRequests: 1},
+			retryAfter: forever, shouldRetry: "false", code: llmproxy.CodeQuotaExceeded},
+		{name: "lifetime quota and a window", req: Request{MaxRequests: 1, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1}},
+			admitFirst: 1, retryAfter: forever, shouldRetry: "false", code: llmproxy.CodeQuotaExceeded},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			forEach(t, func(t *testing.T, b backend) {
+				c := testenv.NewClock(epoch)
+				l := b.new(t, 1, c.Now)[0]
+				req := tc.req
+				req.TokenID, req.ProjectID = ids()
+				for i := range tc.admitFirst {
+					if d := mustAdmit(t, l, req); !d.Allowed {
+						t.Fatalf("request %d refused: %+v", i, d)
+					}
+				}
+				c.Advance(tc.after)
+				d := mustAdmit(t, l, req)
+				h := http.Header{}
+				SetHeaders(h, d)
+				if d.Allowed || d.Code != tc.code || h.Get(HeaderRetryAfter) != tc.retryAfter || h.Get(HeaderShouldRetry) != tc.shouldRetry {
+					t.Fatalf("decision %+v: %s, Retry-After %q, x-should-retry %q; want %s, %q, %q",
+						d, d.Code, h.Get(HeaderRetryAfter), h.Get(HeaderShouldRetry), tc.code, tc.retryAfter, tc.shouldRetry)
+				}
+				if tc.shouldRetry != "" {
+					return
+				}
+				// A client that waits what it was told is in by its second
+				// try: the algorithm frees a unit up to one sub-bucket after
+				// the window, and the second refusal says the rest.
+				c.Advance(d.RetryAfter)
+				if d = mustAdmit(t, l, req); d.Allowed {
+					return
+				}
+				if d.RetryAfter > specs[requestsPerDay].Bucket() || !(tc.retryAfter == "60" || tc.retryAfter == forever) {
+					t.Fatalf("refused again after Retry-After: %+v", d)
+				}
+				c.Advance(d.RetryAfter)
+				if d = mustAdmit(t, l, req); !d.Allowed {
+					t.Fatalf("refused a third time: %+v", d)
+				}
+			})
+		})
 	}
 }

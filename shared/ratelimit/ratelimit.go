@@ -44,8 +44,15 @@ type Decision struct {
 	Allowed bool
 	// Code says which limit refused: llmproxy.CodeQuotaExceeded (lifetime
 	// max_requests) or llmproxy.CodeRateLimitExceeded (a window).
-	Code       string
+	Code string
+	// RetryAfter is how long until the request would fit: exact for the
+	// algorithm, but never more than the refusing window (see windowRetry);
+	// a day for the lifetime quota.
 	RetryAfter time.Duration
+	// Permanent is true on a refusal waiting cannot help: the lifetime
+	// quota is exhausted, or the request needs more than a limit allows.
+	// Clients are told not to retry (x-should-retry: false).
+	Permanent bool
 	// Reason is a client-safe sentence naming the limit that refused the
 	// request (e.g. "requests per minute limit of the token (100) reached");
 	// empty when Allowed.
