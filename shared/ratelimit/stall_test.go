@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +137,51 @@ func TestRedisStallChargesOnce(t *testing.T) {
 				t.Fatalf("admitted %d in all (%d failed during the stall), want exactly the limit %d", admitted, failed, limit)
 			}
 		})
+	}
+}
+
+// TestHungRedisFailsWithinTimeout: Redis accepting connections and never
+// answering fails an admission with ErrUnavailable (fail-closed: 503)
+// within REDIS_TIMEOUT on a pooled connection and on a new one, never a
+// hang; once Redis answers, admissions go through again without a restart.
+func TestHungRedisFailsWithinTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	_, prefix := testenv.Redis(t)
+	proxy := faultproxy.Start(t, testenv.RedisAddr())
+	c := redisconn.New(config.Redis{Addr: proxy.Addr(), Timeout: timeout})
+	t.Cleanup(func() { _ = c.Close() })
+	f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), nil, FailClosed, nil, nil)
+	f.Cooldown = 0
+	tok, prj := ids()
+	req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 100}}
+	ctx := context.Background()
+	if d, err := f.Admit(ctx, req); err != nil || !d.Allowed {
+		t.Fatalf("redis up: %+v, %v", d, err)
+	}
+	proxy.Hang()
+	for _, name := range []string{"pooled connection", "new connection"} {
+		start := time.Now()
+		_, err := f.Admit(ctx, req)
+		took := time.Since(start)
+		if !errors.Is(err, llmproxy.ErrUnavailable) {
+			t.Fatalf("%s, redis hung: err = %v, want ErrUnavailable", name, err)
+		}
+		if took > timeout+400*time.Millisecond {
+			t.Fatalf("%s, redis hung: failed after %v, want within REDIS_TIMEOUT (%v)", name, took, timeout)
+		}
+		t.Logf("%s: unavailable after %v", name, took)
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := f.Admit(ctx, req)
+		if err == nil && d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Redis answers again: %+v, %v", d, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
