@@ -9,9 +9,11 @@
 // form and redirect it renders starts with the base path.
 //
 // Security: sign-in with the management token (checked once, never stored);
-// the session lives in an AES-256-GCM encrypted cookie (HttpOnly,
-// SameSite=Strict, Secure per ADMIN_UI_SECURE_COOKIES) with idle and absolute
-// expiry; every state change passes http.CrossOriginProtection and a
+// a session is a database record (the cookie, HttpOnly, SameSite=Strict,
+// Secure per ADMIN_UI_SECURE_COOKIES, carries only a random id whose hash is
+// the key), so sign-out ends it on every instance; idle and absolute expiry
+// are enforced on the record, a session opened with another management token
+// is refused, and "sign out everywhere" ends them all; every state change passes http.CrossOriginProtection and a
 // per-session form token; wrong tokens at sign-in spend a failure budget per
 // client IP and a global one (shared through Redis when configured; the
 // right token is never refused, an empty form spends nothing), and every
@@ -93,6 +95,10 @@ type Deps struct {
 	// VerifyManagementToken checks a sign-in (constant time; e.g. a
 	// mgmtauth.Verifier). Required.
 	VerifyManagementToken func(token string) bool
+	// Sessions keeps the sessions in the database (default: Reader, when it
+	// is a store.Store). Config.ManagementTokenDigest() names the token they
+	// belong to: sessions of another token are refused.
+	Sessions SessionStore
 	// BasePath is where the UI lives: "" (root) or e.g. "/admin" (no
 	// trailing slash). Requests arrive unstripped.
 	BasePath string
@@ -170,9 +176,16 @@ func New(d Deps) (http.Handler, error) {
 		if _, err := randRead(key); err != nil {
 			return nil, fmt.Errorf("admin ui: session key: %w", err)
 		}
-		d.Log.Info("admin ui: ADMIN_UI_SESSION_KEY is unset; sessions use a random per-process key (they end on restart and are not shared between replicas)")
+		d.Log.Info("admin ui: ADMIN_UI_SESSION_KEY is unset; session fingerprints use a random per-process key (sessions end on restart and are not shared between replicas)")
 	}
-	sess, err := newSessions(key, base+"/", c.SecureCookies, d.TrustedProxies, c.SessionIdle, c.SessionMax, d.Clock)
+	st := d.Sessions
+	if st == nil {
+		st, _ = d.Reader.(SessionStore)
+	}
+	if st == nil {
+		return nil, errors.New("admin ui: Sessions is required (a store.Store as Reader provides it)")
+	}
+	sess, err := newSessions(st, key, c.ManagementTokenDigest(), base+"/", c.SecureCookies, d.TrustedProxies, c.SessionIdle, c.SessionMax, d.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +214,7 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"/auth/login", h.login)
 	mux.HandleFunc("GET "+b+"/auth/logout", h.logoutGet)
 	mux.HandleFunc("POST "+b+"/auth/logout", h.logout)
+	mux.HandleFunc("POST "+b+"/auth/logout-everywhere", h.logoutEverywhere)
 
 	if b != "" {
 		mux.HandleFunc("GET "+b, h.toDashboard)
@@ -307,6 +321,9 @@ const maxFormBytes = 64 << 10
 func (h *handler) authed(fn web.HandlerFunc) web.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		s, err := h.sessions.load(w, r)
+		if err != nil && !errors.Is(err, errNoSession) && !errors.Is(err, errSessionExpired) {
+			return llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "Sessions cannot be checked right now. Try again shortly.", err)
+		}
 		if err != nil {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				return llmproxy.Wrap(llmproxy.ErrForbidden, llmproxy.CodeForbidden, "Your session has ended. Sign in again, then repeat the action.", err)
@@ -409,6 +426,7 @@ var flashes = map[string]string{
 	"token_revoked":       "Token revoked.",
 	"token_updated":       "Token updated.",
 	"signed_out":          "You have been signed out.",
+	"signed_out_all":      "Every admin session has been signed out, on every device.",
 }
 
 func flashText(r *http.Request) string {

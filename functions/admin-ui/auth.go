@@ -78,7 +78,12 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusUnauthorized, templates.Login(p))
 		return
 	}
-	h.sessions.start(w, r)
+	if _, err := h.sessions.start(w, r, TokenDigest(token)); err != nil {
+		h.log.ErrorContext(r.Context(), "admin ui: sign-in", "error", err)
+		p.Error = "The session could not be started. Try again shortly."
+		h.render(w, r, http.StatusServiceUnavailable, templates.Login(p))
+		return
+	}
 	h.audit(r, actor, llmproxy.OutcomeSuccess, "", nil)
 	h.toDashboard(w, r)
 }
@@ -137,9 +142,34 @@ func sameOriginReferer(r *http.Request) bool {
 }
 
 func (h *handler) endSession(w http.ResponseWriter, r *http.Request, s session) {
-	h.sessions.end(w, r, s)
+	if err := h.sessions.end(w, r, s); err != nil {
+		h.errorPage(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again shortly.")
+		return
+	}
 	h.audit(r, h.svc.Recorder().ActorFrom(r, audit.ActorAdminUI), llmproxy.OutcomeSuccess, "", nil)
 	h.redirect(w, r, "/auth/login", "done", "signed_out")
+}
+
+// logoutEverywhere ends every admin session, on every device and instance
+// (POST with the form token).
+func (h *handler) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
+	s, err := h.sessions.load(w, r)
+	if err != nil {
+		h.redirect(w, r, "/auth/login")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBytes)
+	if err := r.ParseForm(); err != nil || !validCSRF(s, r.PostForm.Get("csrf_token")) {
+		h.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Reload the page and try again.")
+		return
+	}
+	n, err := h.sessions.endAll(w, r)
+	if err != nil {
+		h.errorPage(w, r, http.StatusServiceUnavailable, "The sessions could not be ended. Try again shortly.")
+		return
+	}
+	h.audit(r, h.svc.Recorder().ActorFrom(r, audit.ActorAdminUI), llmproxy.OutcomeSuccess, "", map[string]any{"everywhere": true, "sessions_ended": n})
+	h.redirect(w, r, "/auth/login", "done", "signed_out_all")
 }
 
 // audit records a sign-in or sign-out; failures to record are logged by the
@@ -147,7 +177,7 @@ func (h *handler) endSession(w http.ResponseWriter, r *http.Request, s session) 
 func (h *handler) audit(r *http.Request, actor audit.Actor, outcome, reason string, details map[string]any) {
 	rec := h.svc.Recorder()
 	action := ActionLogin
-	if r.URL.Path == h.base+"/auth/logout" {
+	if r.URL.Path == h.base+"/auth/logout" || r.URL.Path == h.base+"/auth/logout-everywhere" {
 		action = ActionLogout
 	}
 	e := rec.Event(actor, action, outcome, details)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/management"
 	"github.com/llm-proxy/llm-proxy/shared/mgmtapi"
+	"github.com/llm-proxy/llm-proxy/shared/store"
 )
 
 // failingService fails GetProject with err; nothing else is called.
@@ -64,8 +66,9 @@ func TestErrorPagesForEachKind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
+			st := &memSessions{m: map[string]store.AdminSession{}}
 			h, err := New(Deps{
-				Service: failingService{err: tt.err}, Reader: struct{ Reader }{},
+				Service: failingService{err: tt.err}, Reader: struct{ Reader }{}, Sessions: st,
 				VerifyManagementToken: func(string) bool { return false },
 				Config:                config.Admin{SessionKey: key},
 				Log:                   slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -78,7 +81,7 @@ func TestErrorPagesForEachKind(t *testing.T) {
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
 			if tt.signedIn {
-				r.AddCookie(sessionCookie(t, key))
+				r.AddCookie(sessionCookie(t, st))
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
@@ -111,13 +114,69 @@ func TestErrorPagesForEachKind(t *testing.T) {
 	}
 }
 
-// sessionCookie is a valid session cookie for a UI whose session key is key.
-func sessionCookie(t *testing.T, key string) *http.Cookie {
+// sessionCookie is the cookie of a fresh session in st, whose form token
+// is "form-token".
+func sessionCookie(t *testing.T, st *memSessions) *http.Cookie {
 	t.Helper()
-	m, err := newSessions(config.Admin{SessionKey: key}.SessionKeyBytes(), "/", "auto", nil, time.Hour, time.Hour, time.Now)
-	if err != nil {
+	now := time.Now()
+	if err := st.CreateAdminSession(context.Background(), store.AdminSession{IDHash: hashID("s1"), CSRF: "form-token", CreatedAt: now, LastSeenAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().Unix()
-	return &http.Cookie{Name: CookieName, Value: m.seal(session{ID: "s1", CSRF: "form-token", Issued: now, Seen: now})}
+	return &http.Cookie{Name: CookieName, Value: "s1"}
+}
+
+// memSessions is a SessionStore in memory.
+type memSessions struct {
+	mu sync.Mutex
+	m  map[string]store.AdminSession
+}
+
+func (s *memSessions) CreateAdminSession(_ context.Context, a store.AdminSession) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[a.IDHash] = a
+	return nil
+}
+
+func (s *memSessions) GetAdminSession(_ context.Context, id string) (store.AdminSession, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.m[id]
+	if !ok {
+		return a, llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "admin session not found")
+	}
+	return a, nil
+}
+
+func (s *memSessions) TouchAdminSession(_ context.Context, id string, seen time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.m[id]
+	if !ok {
+		return llmproxy.E(llmproxy.ErrNotFound, llmproxy.CodeNotFound, "admin session not found")
+	}
+	a.LastSeenAt = seen
+	s.m[id] = a
+	return nil
+}
+
+func (s *memSessions) DeleteAdminSession(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
+}
+
+func (s *memSessions) DeleteAdminSessions(_ context.Context, p store.AdminSessionPurge) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, a := range s.m {
+		if p.All || (p.KeepFingerprint != "" && a.TokenFingerprint != p.KeepFingerprint) ||
+			a.CreatedAt.Before(p.CreatedBefore) || a.LastSeenAt.Before(p.SeenBefore) {
+			delete(s.m, id)
+			n++
+		}
+	}
+	return n, nil
 }

@@ -2,73 +2,87 @@ package adminui
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
+	"github.com/llm-proxy/llm-proxy/shared/store"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
 // CookieName is the name of the session cookie.
 const CookieName = "llmproxy_admin_session"
 
-// refreshAfter is how stale a session's last-seen time may get before the
-// cookie is re-issued (bounds Set-Cookie traffic; idle expiry is measured
-// with this granularity).
+// refreshAfter is how stale a session's last-seen time may get before it is
+// written again (bounds database writes; idle expiry is measured with this
+// granularity).
 const refreshAfter = time.Minute
 
-// session is the content of the encrypted session cookie. It holds no
-// credential: the management token is checked once at sign-in and never
-// stored.
+// SessionStore keeps the sessions (store.Store satisfies it): a session is
+// a database record, so signing out ends it on every instance at once and a
+// restart does not revive it.
+type SessionStore = store.AdminSessions
+
+// session is a signed-in session. It holds no credential: the management
+// token is checked once at sign-in and only a keyed fingerprint of it is
+// kept.
 type session struct {
-	ID     string `json:"i"` // random; identifies the session for sign-out
-	CSRF   string `json:"c"` // form token
-	Issued int64  `json:"t"` // unix seconds of sign-in
-	Seen   int64  `json:"s"` // unix seconds of the last request
+	idHash string // hex SHA-256 of the cookie's id
+	CSRF   string // form token
 }
 
-// sessions seals sessions into AES-256-GCM cookies and remembers signed-out
-// session ids (per instance) until their absolute expiry.
+// sessions keeps sessions in a SessionStore; the cookie carries only a
+// random 256-bit id.
 type sessions struct {
-	aead    cipher.AEAD
-	path    string
-	secure  string // auto, true, false
-	trusted []netip.Prefix
-	idle    time.Duration
-	max     time.Duration
-	clock   func() time.Time
-
-	mu      sync.Mutex
-	revoked map[string]time.Time // id → when it would have expired anyway
+	st          SessionStore
+	key         []byte // HMAC key of token fingerprints
+	fingerprint string // of the configured management token ("" when unknown)
+	path        string
+	secure      string // auto, true, false
+	trusted     []netip.Prefix
+	idle        time.Duration
+	max         time.Duration
+	clock       func() time.Time
 }
 
-func newSessions(key []byte, path, secure string, trusted []netip.Prefix, idle, maxAge time.Duration, clock func() time.Time) (*sessions, error) {
+func newSessions(st SessionStore, key []byte, tokenDigest, path, secure string, trusted []netip.Prefix, idle, maxAge time.Duration, clock func() time.Time) (*sessions, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("admin ui: session key must be 32 bytes, got %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("admin ui: session cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("admin ui: session cipher: %w", err)
 	}
 	if path == "" {
 		path = "/"
 	}
-	return &sessions{aead: aead, path: path, secure: secure, trusted: trusted, idle: idle, max: maxAge,
-		clock: clock, revoked: map[string]time.Time{}}, nil
+	m := &sessions{st: st, key: key, path: path, secure: secure, trusted: trusted, idle: idle, max: maxAge, clock: clock}
+	if tokenDigest != "" {
+		m.fingerprint = m.fingerprintOf(tokenDigest)
+	}
+	return m, nil
+}
+
+// fingerprintOf is the keyed fingerprint of a management token given as its
+// hex SHA-256 (so that it can be computed from a typed token and from
+// llm-proxy serve's stored digest alike).
+func (m *sessions) fingerprintOf(tokenDigest string) string {
+	h := hmac.New(sha256.New, m.key)
+	h.Write([]byte("llm-proxy admin session token\x00"))
+	h.Write([]byte(strings.ToLower(tokenDigest)))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TokenDigest is the hex SHA-256 of a management token.
+func TokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 func randomString(n int) string {
@@ -77,12 +91,9 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// seal encrypts s; the cookie name is authenticated as additional data.
-func (m *sessions) seal(s session) string {
-	plain, _ := json.Marshal(s)
-	nonce := make([]byte, m.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return base64.RawURLEncoding.EncodeToString(m.aead.Seal(nonce, nonce, plain, []byte(CookieName)))
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
 }
 
 var (
@@ -90,84 +101,72 @@ var (
 	errSessionExpired = errors.New("session expired")
 )
 
-// open decrypts and checks a cookie value.
-func (m *sessions) open(v string) (session, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(v)
-	ns := m.aead.NonceSize()
-	if err != nil || len(raw) < ns+m.aead.Overhead() {
-		return session{}, errNoSession
-	}
-	plain, err := m.aead.Open(nil, raw[:ns], raw[ns:], []byte(CookieName))
-	if err != nil {
-		return session{}, errNoSession
-	}
-	var s session
-	if err := json.Unmarshal(plain, &s); err != nil || s.ID == "" || s.CSRF == "" {
-		return session{}, errNoSession
-	}
-	now := m.clock()
-	issued, seen := time.Unix(s.Issued, 0), time.Unix(s.Seen, 0)
-	if !now.Before(issued.Add(m.max)) || !now.Before(seen.Add(m.idle)) {
-		return session{}, errSessionExpired
-	}
-	m.mu.Lock()
-	_, gone := m.revoked[s.ID]
-	m.mu.Unlock()
-	if gone {
-		return session{}, errNoSession
-	}
-	return s, nil
-}
-
-// load returns the request's session. A session whose last-seen time is
-// stale is re-issued so that idle expiry counts from the last request.
+// load returns the request's session: a record that exists, was opened with
+// the configured management token and has neither idled out nor passed its
+// absolute age. An ended session's record is deleted. The last-seen time is
+// written at most once per refreshAfter.
 func (m *sessions) load(w http.ResponseWriter, r *http.Request) (session, error) {
 	c, err := r.Cookie(CookieName)
-	if err != nil || c.Value == "" {
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
 		return session{}, errNoSession
 	}
-	s, err := m.open(c.Value)
+	id := hashID(c.Value)
+	rec, err := m.st.GetAdminSession(r.Context(), id)
+	if errors.Is(err, llmproxy.ErrNotFound) {
+		m.clear(w, r)
+		return session{}, errNoSession
+	}
 	if err != nil {
-		if errors.Is(err, errSessionExpired) {
-			m.clear(w, r)
-		}
 		return session{}, err
 	}
-	if now := m.clock(); now.Sub(time.Unix(s.Seen, 0)) >= refreshAfter {
-		s.Seen = now.Unix()
-		m.write(w, r, s)
-	}
-	return s, nil
-}
-
-// start begins a new session (a fresh id and form token: no fixation).
-func (m *sessions) start(w http.ResponseWriter, r *http.Request) session {
-	now := m.clock().Unix()
-	s := session{ID: randomString(18), CSRF: randomString(32), Issued: now, Seen: now}
-	m.write(w, r, s)
-	return s
-}
-
-// end signs a session out: its cookie is cleared and its id refused by this
-// instance until it would have expired anyway.
-func (m *sessions) end(w http.ResponseWriter, r *http.Request, s session) {
-	m.mu.Lock()
 	now := m.clock()
-	for id, until := range m.revoked {
-		if now.After(until) {
-			delete(m.revoked, id)
+	stale := m.fingerprint != "" && !hmac.Equal([]byte(rec.TokenFingerprint), []byte(m.fingerprint))
+	if stale || !now.Before(rec.CreatedAt.Add(m.max)) || !now.Before(rec.LastSeenAt.Add(m.idle)) {
+		_ = m.st.DeleteAdminSession(context.WithoutCancel(r.Context()), id)
+		m.clear(w, r)
+		return session{}, errSessionExpired
+	}
+	if now.Sub(rec.LastSeenAt) >= refreshAfter {
+		if err := m.st.TouchAdminSession(r.Context(), id, now); errors.Is(err, llmproxy.ErrNotFound) {
+			m.clear(w, r)
+			return session{}, errNoSession
 		}
 	}
-	m.revoked[s.ID] = time.Unix(s.Issued, 0).Add(m.max)
-	m.mu.Unlock()
-	m.clear(w, r)
+	return session{idHash: id, CSRF: rec.CSRF}, nil
 }
 
-func (m *sessions) write(w http.ResponseWriter, r *http.Request, s session) {
+// start begins a new session (a fresh id and form token: no fixation) for
+// the management token whose digest is tokenDigest, and ends the sessions
+// of other tokens and the expired ones.
+func (m *sessions) start(w http.ResponseWriter, r *http.Request, tokenDigest string) (session, error) {
+	now := m.clock()
+	id := randomString(32)
+	fp := m.fingerprintOf(tokenDigest)
+	rec := store.AdminSession{IDHash: hashID(id), CSRF: randomString(32), TokenFingerprint: fp, CreatedAt: now, LastSeenAt: now}
+	if err := m.st.CreateAdminSession(r.Context(), rec); err != nil {
+		return session{}, fmt.Errorf("admin ui: start session: %w", err)
+	}
+	_, _ = m.st.DeleteAdminSessions(r.Context(), store.AdminSessionPurge{
+		KeepFingerprint: fp, CreatedBefore: now.Add(-m.max), SeenBefore: now.Add(-m.idle),
+	})
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: m.seal(s), Path: m.path,
+		Name: CookieName, Value: id, Path: m.path, MaxAge: int(m.max / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: m.isSecure(r),
 	})
+	return session{idHash: rec.IDHash, CSRF: rec.CSRF}, nil
+}
+
+// end signs a session out: its record is deleted (every instance refuses
+// it at once) and its cookie cleared.
+func (m *sessions) end(w http.ResponseWriter, r *http.Request, s session) error {
+	m.clear(w, r)
+	return m.st.DeleteAdminSession(context.WithoutCancel(r.Context()), s.idHash)
+}
+
+// endAll signs every session out, on every device and instance.
+func (m *sessions) endAll(w http.ResponseWriter, r *http.Request) (int, error) {
+	m.clear(w, r)
+	return m.st.DeleteAdminSessions(context.WithoutCancel(r.Context()), store.AdminSessionPurge{All: true})
 }
 
 func (m *sessions) clear(w http.ResponseWriter, r *http.Request) {

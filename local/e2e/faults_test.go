@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +26,14 @@ func TestHungDatabase(t *testing.T) {
 	const queryTimeout = 500 * time.Millisecond
 	up := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	t.Cleanup(up.Close)
-	db, viaProxy := faultproxy.StartURL(t, testenv.PostgresURL(t))
+	direct, err := url.Parse(testenv.PostgresURL(t))
+	testenv.Must(t, err)
+	db := faultproxy.Start(t, direct.Host)
+	viaProxy := *direct
+	viaProxy.Host = db.Addr()
 	env := map[string]string{
 		"DB_DRIVER":              "postgres",
-		"DATABASE_URL":           viaProxy,
+		"DATABASE_URL":           viaProxy.String(),
 		"DATABASE_QUERY_TIMEOUT": queryTimeout.String(),
 		"HTTP_CACHE_ENABLED":     "false",
 		"ENCRYPTION_KEY":         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",

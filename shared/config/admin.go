@@ -16,17 +16,22 @@ type Admin struct {
 	// SecureCookies: auto sets Secure when the request arrived over TLS (or
 	// X-Forwarded-Proto https from a trusted proxy).
 	SecureCookies string `env:"ADMIN_UI_SECURE_COOKIES, default=auto" desc:"Secure attribute of the admin session cookie: auto (when served over HTTPS, directly or via X-Forwarded-Proto from TRUSTED_PROXIES), true or false."`
-	// SessionKey encrypts and authenticates the session cookie (AES-256-GCM).
-	SessionKey string `env:"ADMIN_UI_SESSION_KEY" desc:"32-byte key (hex or base64) that encrypts admin session cookies; Empty: derived from ENCRYPTION_KEY, so sessions survive restarts and are shared between replicas."`
+	// SessionKey keys the token fingerprints of session records (sessions
+	// are database records; the cookie carries only a random id).
+	SessionKey string `env:"ADMIN_UI_SESSION_KEY" desc:"32-byte key (hex or base64) that keys the fingerprint of the management token kept in each admin session record. Empty: derived from ENCRYPTION_KEY, the same on every replica."`
 	// SessionIdle and SessionMax bound a session's life.
-	SessionIdle time.Duration `env:"ADMIN_UI_SESSION_IDLE_TIMEOUT, default=30m" desc:"An admin session ends after this long without a request."`
-	SessionMax  time.Duration `env:"ADMIN_UI_SESSION_MAX_AGE, default=12h" desc:"An admin session ends this long after sign-in, whatever the activity."`
+	SessionIdle time.Duration `env:"ADMIN_UI_SESSION_IDLE_TIMEOUT, default=30m" desc:"An admin session ends after this long without a request (enforced on its database record, on every instance)."`
+	SessionMax  time.Duration `env:"ADMIN_UI_SESSION_MAX_AGE, default=12h" desc:"An admin session ends this long after sign-in, whatever the activity (enforced on its database record)."`
 	// LoginAttempts failed sign-ins per client IP within LoginWindow.
 	LoginAttempts int           `env:"ADMIN_UI_LOGIN_ATTEMPTS, default=5" desc:"Wrong management tokens allowed at the admin sign-in per client IP within ADMIN_UI_LOGIN_WINDOW before further wrong ones are refused (the right token is always accepted; an empty form is not counted)."`
 	LoginWindow   time.Duration `env:"ADMIN_UI_LOGIN_WINDOW, default=5m" desc:"Window of the admin sign-in failure budget."`
 	// LoginGlobalAttempts failed sign-ins from all clients together (every
 	// instance, with Redis) within LoginWindow.
 	LoginGlobalAttempts int `env:"ADMIN_UI_LOGIN_GLOBAL_ATTEMPTS, default=50" desc:"Wrong management tokens allowed at the admin sign-in from all clients together (across instances when REDIS_ADDR is set) within ADMIN_UI_LOGIN_WINDOW before further wrong ones are refused; the right token is always accepted."`
+
+	// managementTokenDigest is the hex SHA-256 of MANAGEMENT_TOKEN (set by
+	// Load; see ManagementTokenDigest).
+	managementTokenDigest string
 }
 
 // SessionKeyBytes decodes SessionKey (validated at load); nil when unset.

@@ -50,6 +50,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
+	c.Admin = c.Admin.WithManagementToken(c.Server.ManagementToken)
 	return c, nil
 }
 

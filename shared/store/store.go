@@ -208,6 +208,9 @@ type Store interface {
 	GetSetting(ctx context.Context, key string) (string, error)
 	PutSetting(ctx context.Context, key, value string) error
 
+	// AdminSessions keeps the admin UI's sessions.
+	AdminSessions
+
 	// Ping checks connectivity (for /ready).
 	Ping(ctx context.Context) error
 	Close() error

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditSameTransaction", testAuditSameTransaction},
 		{"ReencryptProjectKeys", testReencrypt},
 		{"Settings", testSettings},
+		{"AdminSessions", testAdminSessions},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
