@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,20 @@ func Start(t testing.TB, target string) *Proxy {
 	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// StartURL starts a proxy to the host of a connection URL (e.g. a
+// PostgreSQL URL) and returns the proxy and the URL with its host replaced
+// by the proxy's address.
+func StartURL(t testing.TB, raw string) (*Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("fault proxy: parse the target URL: %v", err)
+	}
+	p := Start(t, u.Host)
+	u.Host = p.Addr()
+	return p, u.String()
 }
 
 // New listens on 127.0.0.1:0 and forwards to target. Close stops it.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +25,10 @@ func TestHungDatabase(t *testing.T) {
 	const queryTimeout = 500 * time.Millisecond
 	up := mockopenai.Start(mockopenai.Options{APIKey: upstreamKey})
 	t.Cleanup(up.Close)
-	direct, err := url.Parse(testenv.PostgresURL(t))
-	testenv.Must(t, err)
-	db := faultproxy.Start(t, direct.Host)
-	viaProxy := *direct
-	viaProxy.Host = db.Addr()
+	db, viaProxy := faultproxy.StartURL(t, testenv.PostgresURL(t))
 	env := map[string]string{
 		"DB_DRIVER":              "postgres",
-		"DATABASE_URL":           viaProxy.String(),
+		"DATABASE_URL":           viaProxy,
 		"DATABASE_QUERY_TIMEOUT": queryTimeout.String(),
 		"HTTP_CACHE_ENABLED":     "false",
 		"ENCRYPTION_KEY":         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",

@@ -12,7 +12,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 )
@@ -80,12 +79,9 @@ func TestFallbackRedisGoesAwayMidTest(t *testing.T) {
 	for _, policy := range []Policy{FailClosed, FailOpen} {
 		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
-			_, prefix := testenv.Redis(t)
-			p := faultproxy.Start(t, testenv.RedisAddr())
-			c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
-			t.Cleanup(func() { _ = c.Close() })
+			p, c, prefix := faultyRedis(t, 500*time.Millisecond)
 			m := NewMetrics()
-			f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), NewMemory(MemoryOptions{}), policy, nil, m)
+			f := WithFallback(NewRedis(c, prefix, RedisOptions{}), NewMemory(MemoryOptions{}), policy, nil, m)
 			f.Cooldown = 0
 			tok, prj := ids()
 			req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 100}}
@@ -138,11 +134,8 @@ func TestFallbackUnlimitedDuringOutage(t *testing.T) {
 	for _, policy := range []Policy{FailClosed, FailOpen} {
 		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
-			_, prefix := testenv.Redis(t)
-			p := faultproxy.Start(t, testenv.RedisAddr())
-			c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
-			t.Cleanup(func() { _ = c.Close() })
-			f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), nil, policy, nil, nil)
+			p, c, prefix := faultyRedis(t, 500*time.Millisecond)
+			f := WithFallback(NewRedis(c, prefix, RedisOptions{}), nil, policy, nil, nil)
 			f.Cooldown = time.Hour
 			tok, prj := ids()
 			limitedReq := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 100}}

@@ -399,9 +399,10 @@ func (s *leases) send(ctx context.Context, calls []scriptCall) error {
 
 // Close gives back every lease this limiter holds (in one round trip),
 // stops leasing (later admissions each take a round trip) and waits, until
-// ctx ends, for the cancellations of admissions without a reply. Call it
-// before the Redis client is closed.
+// ctx ends, for the cancellations of admissions without a reply (each makes
+// one more attempt at most). Call it before the Redis client is closed.
 func (l *Redis) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() { close(l.closing) })
 	err := l.leases.close(ctx)
 	done := make(chan struct{})
 	go func() {

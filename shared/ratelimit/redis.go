@@ -81,8 +81,10 @@ type Redis struct {
 	log    *slog.Logger
 	leases *leases
 
-	cancels sync.WaitGroup // cancellations in flight (Close waits for them)
-	pending atomic.Int64   // how many (tests)
+	cancels   sync.WaitGroup // cancellations in flight (Close waits for them)
+	closing   chan struct{}  // closed by Close: cancellations stop retrying
+	closeOnce sync.Once
+	pending   atomic.Int64 // how many (tests)
 }
 
 // NewRedis returns a limiter that keeps its state in Redis under prefix (e.g.
@@ -100,7 +102,7 @@ func NewRedis(client redis.UniversalClient, prefix string, opts RedisOptions) *R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Redis{client: client, prefix: prefix, opts: opts, log: log}
+	l := &Redis{client: client, prefix: prefix, opts: opts, log: log, closing: make(chan struct{})}
 	l.leases = newLeases(l)
 	return l
 }
@@ -248,7 +250,7 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 
 // cancel makes the admission of r with keys charge nothing, in the
 // background: retried for cancelFor while Redis does not answer (each try
-// is idempotent). A cancellation that never lands leaves the charge until
+// is idempotent), or until Close. A cancellation that never lands leaves the charge until
 // it leaves its windows (a lifetime charge: for good), and is logged.
 func (l *Redis) cancel(r Request, cs []check, keys []string, lifeMax int64) {
 	counted := 0
@@ -272,12 +274,19 @@ func (l *Redis) cancel(r Request, cs []check, keys []string, lifeMax int64) {
 			if err == nil || errors.Is(err, redis.Nil) {
 				return
 			}
-			if time.Now().Add(wait).After(giveUp) {
+			stopped := time.Now().Add(wait).After(giveUp)
+			if !stopped {
+				select {
+				case <-time.After(wait):
+				case <-l.closing:
+					stopped = true
+				}
+			}
+			if stopped {
 				l.log.Warn("rate limit admission without a reply not cancelled: its charge stays until it leaves its windows",
 					"error", err.Error())
 				return
 			}
-			time.Sleep(wait)
 			wait = min(2*wait, time.Second)
 		}
 	})

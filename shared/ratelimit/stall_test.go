@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-proxy/llm-proxy/internal/faultproxy"
 	"github.com/llm-proxy/llm-proxy/internal/testenv"
-	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
-	"github.com/llm-proxy/llm-proxy/shared/redisconn"
 )
 
 // TestRedisStallChargesOnce: Redis stalls (the proxy holds every byte) for
@@ -42,16 +39,12 @@ func TestRedisStallChargesOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, prefix := testenv.Redis(t)
-			proxy := faultproxy.Start(t, testenv.RedisAddr())
-			// The production client options, REDIS_TIMEOUT included.
-			c := redisconn.New(config.Redis{Addr: proxy.Addr(), Timeout: timeout})
-			l := NewRedis(c, prefix+"rl:", RedisOptions{Lease: tc.lease})
-			t.Cleanup(func() {
+			proxy, c, prefix := faultyRedis(t, timeout)
+			l := NewRedis(c, prefix, RedisOptions{Lease: tc.lease})
+			t.Cleanup(func() { // before the client closes
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = l.Close(ctx)
-				_ = c.Close()
 			})
 			tok, prj := ids()
 			req := Request{TokenID: tok, ProjectID: prj, TokenLimits: tc.limits, MaxRequests: tc.max, ReserveTokens: 10}
@@ -147,11 +140,8 @@ func TestRedisStallChargesOnce(t *testing.T) {
 func TestHungRedisFailsWithinTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 200 * time.Millisecond
-	_, prefix := testenv.Redis(t)
-	proxy := faultproxy.Start(t, testenv.RedisAddr())
-	c := redisconn.New(config.Redis{Addr: proxy.Addr(), Timeout: timeout})
-	t.Cleanup(func() { _ = c.Close() })
-	f := WithFallback(NewRedis(c, prefix+"rl:", RedisOptions{}), nil, FailClosed, nil, nil)
+	proxy, c, prefix := faultyRedis(t, timeout)
+	f := WithFallback(NewRedis(c, prefix, RedisOptions{}), nil, FailClosed, nil, nil)
 	f.Cooldown = 0
 	tok, prj := ids()
 	req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 100}}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -219,11 +218,8 @@ func TestHungDatabase(t *testing.T) {
 	ctx := context.Background()
 	direct := testenv.PostgresURL(t)
 	testenv.Must(t, migrate.Up(ctx, "postgres", direct))
-	u, err := url.Parse(direct)
-	testenv.Must(t, err)
-	proxy := faultproxy.Start(t, u.Host)
-	u.Host = proxy.Addr()
-	st, err := dbopen.Open(ctx, config.Database{Driver: "postgres", URL: u.String(), PoolSize: 4, QueryTimeout: timeout})
+	proxy, viaProxy := faultproxy.StartURL(t, direct)
+	st, err := dbopen.Open(ctx, config.Database{Driver: "postgres", URL: viaProxy, PoolSize: 4, QueryTimeout: timeout})
 	testenv.Must(t, err)
 	t.Cleanup(func() { st.Close() })
 	key, _ := secrets.GenerateKey()

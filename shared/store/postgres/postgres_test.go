@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	neturl "net/url"
 	"testing"
 	"time"
 
@@ -110,16 +109,6 @@ func TestURL(t *testing.T) {
 	}
 }
 
-// throughProxy returns url with its host replaced by a fault proxy to it.
-func throughProxy(t *testing.T, raw string) (string, *faultproxy.Proxy) {
-	t.Helper()
-	u, err := neturl.Parse(raw)
-	testenv.Must(t, err)
-	p := faultproxy.Start(t, u.Host)
-	u.Host = p.Addr()
-	return u.String(), p
-}
-
 // TestHungDatabaseIsUnavailableWithinDeadline: PostgreSQL accepting
 // connections and never answering fails every call with ErrUnavailable
 // within DATABASE_QUERY_TIMEOUT (a write with its failure audit record,
@@ -131,7 +120,7 @@ func TestHungDatabaseIsUnavailableWithinDeadline(t *testing.T) {
 	direct := testenv.PostgresURL(t)
 	ctx := context.Background()
 	testenv.Must(t, migrate.Up(ctx, "postgres", direct))
-	url, proxy := throughProxy(t, direct)
+	proxy, url := faultproxy.StartURL(t, direct)
 	s, err := postgres.Open(ctx, config.Database{Driver: "postgres", URL: url, PoolSize: 4, QueryTimeout: timeout})
 	testenv.Must(t, err)
 	t.Cleanup(func() { _ = s.Close() })
