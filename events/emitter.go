@@ -26,11 +26,13 @@ const (
 	DropClosed        = "closed"         // emitted after Close
 	DropInvalid       = "invalid"        // the event could not be built or is invalid
 	DropRejected      = "rejected"       // the receiver rejected it permanently (4xx)
-	DropPublishFailed = "publish_failed" // retries exhausted
-	DropShutdown      = "shutdown"       // Close's context ended before it was sent
+	DropPublishFailed = "publish_failed" // retries exhausted, no outbox
+	DropShutdown      = "shutdown"       // Close's context ended before it was sent, no outbox
+	DropOutboxFull    = "outbox_full"    // undeliverable, and the outbox is at its bound
+	DropOutboxFailed  = "outbox_failed"  // undeliverable, and writing it to the outbox failed
 )
 
-var dropReasons = []string{DropQueueFull, DropClosed, DropInvalid, DropRejected, DropPublishFailed, DropShutdown}
+var dropReasons = []string{DropQueueFull, DropClosed, DropInvalid, DropRejected, DropPublishFailed, DropShutdown, DropOutboxFull, DropOutboxFailed}
 
 // EmitterOptions configures an Emitter. Zero values take the defaults shown.
 type EmitterOptions struct {
@@ -43,6 +45,17 @@ type EmitterOptions struct {
 	RetryBackoff  time.Duration // first retry delay (200ms), doubled per retry with jitter
 	MaxBackoff    time.Duration // cap of the retry delay (30s)
 	LogEvery      time.Duration // at most one "dropping events" log line per interval (10s)
+	// Outbox receives the events still undelivered after Retries (nil:
+	// they are dropped, reason publish_failed). While it holds events, new
+	// ones go behind them, and the emitter drains it oldest first: one
+	// batch per attempt, the first attempt RetryBackoff after a failure,
+	// doubling up to OutboxRetry. Close tries once more and leaves the rest
+	// in it for the next process. The emitter closes it.
+	Outbox      Outbox
+	OutboxRetry time.Duration // cap of the wait between attempts to drain the outbox (5s)
+	// OutboxCheck is how often an emitter whose outbox is empty looks for
+	// events that other processes left in a shared one (30s).
+	OutboxCheck time.Duration
 	// Registerer receives the emitter's metrics (nil: not registered).
 	// Registering twice in one registry reuses the existing collectors.
 	Registerer prometheus.Registerer
@@ -70,11 +83,19 @@ type Emitter struct {
 
 	published  prometheus.Counter
 	retries    prometheus.Counter
+	outboxed   prometheus.Counter
 	dropped    map[string]prometheus.Counter
 	dropCount  atomic.Uint64
 	pubCount   atomic.Uint64
 	lastLog    atomic.Int64
 	logPending atomic.Int64
+	boxCount   atomic.Uint64
+
+	// The worker's outbox state (run's goroutine only).
+	boxed    bool        // the outbox (may) hold events: new ones go behind them
+	boxFails int         // failed drain attempts in a row
+	boxTimer *time.Timer // the next drain attempt, or check of an empty outbox
+	closing  bool        // Close was called: no backoff, failures go to the outbox
 }
 
 type item struct {
@@ -102,6 +123,12 @@ func NewEmitter(pub Publisher, opts EmitterOptions, log *slog.Logger) *Emitter {
 	if opts.LogEvery <= 0 {
 		opts.LogEvery = 10 * time.Second
 	}
+	if opts.OutboxRetry <= 0 {
+		opts.OutboxRetry = 5 * time.Second
+	}
+	if opts.OutboxCheck <= 0 {
+		opts.OutboxCheck = 30 * time.Second
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -126,6 +153,9 @@ func (e *Emitter) registerMetrics() {
 	retries := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "llm_proxy_events_publish_retries_total", Help: "Retried event publish attempts.",
 	})
+	outboxed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llm_proxy_events_outboxed_total", Help: "Undelivered events written to the event outbox.",
+	})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_proxy_events_dropped_total", Help: "Events dropped before delivery, by reason.",
 	}, []string{"reason"})
@@ -135,10 +165,11 @@ func (e *Emitter) registerMetrics() {
 	if r := e.opts.Registerer; r != nil {
 		published = register(r, published)
 		retries = register(r, retries)
+		outboxed = register(r, outboxed)
 		dropped = register(r, dropped)
 		_ = r.Register(queue) // a second emitter in one registry keeps the first gauge
 	}
-	e.published, e.retries = published, retries
+	e.published, e.retries, e.outboxed = published, retries, outboxed
 	e.dropped = make(map[string]prometheus.Counter, len(dropReasons))
 	for _, reason := range dropReasons {
 		e.dropped[reason] = dropped.WithLabelValues(reason)
@@ -229,12 +260,19 @@ func (e *Emitter) drop(reason string, n int) {
 // Dropped is the number of events dropped so far (all reasons).
 func (e *Emitter) Dropped() uint64 { return e.dropCount.Load() }
 
-// Published is the number of events the publisher accepted so far.
+// Published is the number of events the publisher accepted so far (an
+// event delivered again from the outbox counts again).
 func (e *Emitter) Published() uint64 { return e.pubCount.Load() }
 
-// Close stops accepting events and publishes what is queued. When ctx ends
-// first, pending retries are abandoned, the rest is dropped (counted) and
-// ctx's error is returned.
+// Outboxed is the number of events written to the outbox so far.
+func (e *Emitter) Outboxed() uint64 { return e.boxCount.Load() }
+
+// Close stops accepting events and publishes what is queued. With an
+// outbox, what fails goes to the outbox at once (no backoff), the outbox
+// gets one more drain, and what is left stays in it for the next process.
+// When ctx ends first, pending publishes are abandoned, the rest goes to the
+// outbox (without one it is dropped and counted) and ctx's error is
+// returned.
 func (e *Emitter) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -263,12 +301,19 @@ func (e *Emitter) Close(ctx context.Context) error {
 // its event.
 func (e *Emitter) run() {
 	defer close(e.done)
+	if e.opts.Outbox != nil {
+		// Before anything new: what an earlier process kept goes first.
+		e.drainOutbox()
+	}
 	batch := make([]event.Event, 0, e.opts.BatchSize)
 	var timer *time.Timer
 	for {
 		select {
 		case it := <-e.q:
 			batch = e.add(batch, &it)
+		case <-e.boxC():
+			e.drainOutbox()
+			continue
 		case <-e.stop:
 			e.drainAndExit(batch)
 			return
@@ -313,6 +358,8 @@ func (e *Emitter) run() {
 }
 
 func (e *Emitter) drainAndExit(batch []event.Event) {
+	e.closing = true
+	defer e.closeOutbox()
 	for {
 		select {
 		case it := <-e.q:
@@ -346,52 +393,213 @@ func (e *Emitter) add(batch []event.Event, it *item) []event.Event {
 	return append(batch, ev)
 }
 
-// send publishes batch, retrying the events that failed transiently.
+// send publishes batch, retrying the events that failed transiently; what
+// still fails goes to the outbox. While the outbox holds events, batch goes
+// behind them without an attempt.
 func (e *Emitter) send(batch []event.Event) {
+	if len(batch) == 0 {
+		return
+	}
+	if e.boxed {
+		e.toOutbox(batch)
+		return
+	}
 	pending := batch
-	for attempt := 0; len(pending) > 0; attempt++ {
+	for attempt := 0; ; attempt++ {
 		if e.ctx.Err() != nil {
-			e.drop(DropShutdown, len(pending))
+			e.keep(pending, DropShutdown, e.ctx.Err(), attempt)
 			return
 		}
-		err := e.pub.Publish(e.ctx, pending)
-		if err == nil {
-			e.accepted(len(pending))
-			return
-		}
-		errs := errorsFor(err, len(pending))
-		var retry []event.Event
-		rejected := 0
-		for i, perr := range errs {
-			switch {
-			case perr == nil:
-				e.accepted(1)
-			case IsPermanent(perr):
-				rejected++
-				e.log.Warn("event rejected", "type", pending[i].Type(), "id", pending[i].ID(), "error", perr)
-			default:
-				retry = append(retry, pending[i])
-			}
-		}
-		e.drop(DropRejected, rejected)
+		_, retry, err := e.attempt(pending)
 		if len(retry) == 0 {
 			return
 		}
-		if attempt >= e.opts.Retries {
-			e.log.Error("publish events failed, dropping them", "events", len(retry), "attempts", attempt+1, "error", err)
-			e.drop(DropPublishFailed, len(retry))
+		if attempt >= e.opts.Retries || (e.closing && e.opts.Outbox != nil) {
+			e.keep(retry, DropPublishFailed, err, attempt+1)
 			return
 		}
 		e.retries.Inc()
-		if Sleep(e.ctx, Backoff(e.opts.RetryBackoff, e.opts.MaxBackoff, attempt+1)) != nil {
-			e.drop(DropShutdown, len(retry))
+		if err := Sleep(e.ctx, Backoff(e.opts.RetryBackoff, e.opts.MaxBackoff, attempt+1)); err != nil {
+			e.keep(retry, DropShutdown, err, attempt+1)
 			return
 		}
 		pending = retry
 	}
 }
 
+// attempt publishes evs once and counts the accepted and the rejected ones.
+// It returns the index of the first event to retry (len(evs): none), the
+// events to retry, in order, and the publisher's error.
+func (e *Emitter) attempt(evs []event.Event) (first int, retry []event.Event, err error) {
+	err = e.pub.Publish(e.ctx, evs)
+	if err == nil {
+		e.accepted(len(evs))
+		return len(evs), nil, nil
+	}
+	first = len(evs)
+	rejected := 0
+	for i, perr := range errorsFor(err, len(evs)) {
+		switch {
+		case perr == nil:
+			e.accepted(1)
+		case IsPermanent(perr):
+			rejected++
+			e.log.Warn("event rejected", "type", evs[i].Type(), "id", evs[i].ID(), "error", perr)
+		default:
+			if retry == nil {
+				first = i
+			}
+			retry = append(retry, evs[i])
+		}
+	}
+	e.drop(DropRejected, rejected)
+	return first, retry, err
+}
+
+// keep puts events that could not be delivered into the outbox, or, without
+// one, drops them for reason.
+func (e *Emitter) keep(evs []event.Event, reason string, err error, attempts int) {
+	if e.opts.Outbox == nil {
+		e.log.Error("publish events failed, dropping them", "events", len(evs), "attempts", attempts, "reason", reason, "error", err)
+		e.drop(reason, len(evs))
+		return
+	}
+	if !e.boxed {
+		e.log.Warn("publish events failed, keeping them in the outbox until the sink is back", "events", len(evs), "attempts", attempts, "error", err)
+		e.boxed, e.boxFails = true, 0
+		e.retryOutbox()
+	}
+	e.toOutbox(evs)
+}
+
 func (e *Emitter) accepted(n int) {
 	e.published.Add(float64(n))
 	e.pubCount.Add(uint64(n))
+}
+
+// toOutbox appends evs to the outbox; what does not fit, or cannot be
+// written, is dropped and counted. The write is not cut short by Close's
+// deadline: the outbox is where events go when everything else gave up.
+func (e *Emitter) toOutbox(evs []event.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), outboxWriteTimeout)
+	defer cancel()
+	stored, err := e.opts.Outbox.Append(ctx, evs)
+	e.outboxed.Add(float64(stored))
+	e.boxCount.Add(uint64(stored))
+	if rest := len(evs) - stored; rest > 0 {
+		if err != nil {
+			e.log.Error("event outbox write failed, dropping events", "events", rest, "error", err)
+			e.drop(DropOutboxFailed, rest)
+			return
+		}
+		e.drop(DropOutboxFull, rest)
+	}
+}
+
+// outboxWriteTimeout bounds one outbox write (a stalled Redis).
+const outboxWriteTimeout = 5 * time.Second
+
+// drainOutbox delivers the outbox's events oldest first, a batch per
+// attempt, until it is empty (then the emitter publishes directly again and
+// checks the outbox every OutboxCheck) or an attempt fails (then it tries
+// again after a backoff). While it drains, a full batch of newly queued
+// events goes behind the outbox's, so the queue does not overflow.
+func (e *Emitter) drainOutbox() {
+	for e.ctx.Err() == nil {
+		entries, err := e.opts.Outbox.Peek(e.ctx, e.opts.BatchSize)
+		switch {
+		case errors.Is(err, ErrOutboxBusy): // another process drains it; ours go behind
+			e.boxed = true
+			e.retryOutbox()
+			return
+		case err != nil:
+			e.log.Error("event outbox read failed", "error", err)
+			e.retryOutbox()
+			return
+		case len(entries) == 0:
+			if e.boxed {
+				e.log.Info("event outbox drained")
+			}
+			e.boxed, e.boxFails = false, 0
+			e.armOutbox(e.opts.OutboxCheck)
+			return
+		}
+		e.boxed = true
+		evs := make([]event.Event, len(entries))
+		for i := range entries {
+			evs[i] = entries[i].Event
+		}
+		first, _, _ := e.attempt(evs)
+		if first > 0 {
+			if err := e.opts.Outbox.Remove(e.ctx, entries[:first]); err != nil {
+				e.log.Error("event outbox remove failed (its events will be delivered again)", "error", err)
+				e.retryOutbox()
+				return
+			}
+		}
+		if first < len(evs) {
+			e.retryOutbox()
+			return
+		}
+		e.boxFails = 0
+		e.spillQueue()
+	}
+}
+
+// spillQueue moves queued events behind the outbox's while a batch of them
+// waits.
+func (e *Emitter) spillQueue() {
+	for len(e.q) >= e.opts.BatchSize {
+		batch := make([]event.Event, 0, e.opts.BatchSize)
+		for len(batch) < e.opts.BatchSize {
+			it := <-e.q // only run takes from q: len(e.q) events are there
+			batch = e.add(batch, &it)
+		}
+		e.toOutbox(batch)
+	}
+}
+
+// retryOutbox schedules the next drain attempt after a failure.
+func (e *Emitter) retryOutbox() {
+	e.boxFails++
+	e.armOutbox(Backoff(e.opts.RetryBackoff, e.opts.OutboxRetry, e.boxFails))
+}
+
+func (e *Emitter) armOutbox(d time.Duration) {
+	if e.closing {
+		return
+	}
+	if e.boxTimer == nil {
+		e.boxTimer = time.NewTimer(d)
+		return
+	}
+	e.boxTimer.Reset(d)
+}
+
+// boxC is the channel of the next outbox attempt (nil: none).
+func (e *Emitter) boxC() <-chan time.Time {
+	if e.boxTimer == nil {
+		return nil
+	}
+	return e.boxTimer.C
+}
+
+// closeOutbox, at the end of Close, drains the outbox once more and closes
+// it; what is left stays for the next process.
+func (e *Emitter) closeOutbox() {
+	if e.opts.Outbox == nil {
+		return
+	}
+	if e.boxed {
+		e.drainOutbox()
+	}
+	if e.boxTimer != nil {
+		e.boxTimer.Stop()
+	}
+	if e.boxed {
+		e.log.Warn("events left in the outbox for the next start", "metric", "llm_proxy_events_outboxed_total")
+	}
+	if err := e.opts.Outbox.Close(); err != nil {
+		e.log.Error("close event outbox", "error", err)
+	}
 }

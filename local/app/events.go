@@ -43,8 +43,14 @@ func startEvents(cfg config.Config, rdb redis.UniversalClient, reg prometheus.Re
 			process.Close(log, "event path", stops[i])
 		}
 	}
+	// emitter keeps what pub does not take in DATA_DIR/outbox.
 	emitter := func(pub events.Publisher) (*events.Emitter, func(), error) {
-		em := eventsconfig.NewEmitter(cfg, "serve", pub, reg, log)
+		outbox, err := eventsconfig.NewServeOutbox(cfg, log)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		em := eventsconfig.NewEmitter(cfg, "serve", pub, outbox, reg, log)
 		stops = append(stops, em.Close)
 		return em, stop, nil
 	}
@@ -86,7 +92,9 @@ func startEvents(cfg config.Config, rdb redis.UniversalClient, reg prometheus.Re
 	}
 	if len(triggers) == 0 {
 		log.Info("no event dispatcher configured (set FILE_EVENT_LOG or DISPATCHER_SERVICE): request events are not delivered")
-		return emitter(events.Discard)
+		em := eventsconfig.NewEmitter(cfg, "serve", events.Discard, nil, reg, log)
+		stops = append(stops, em.Close)
+		return em, stop, nil
 	}
 	broker := events.NewBroker(events.BrokerOptions{Registerer: reg}, log)
 	for _, t := range triggers {

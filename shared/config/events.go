@@ -12,20 +12,21 @@ type Events struct {
 	Sink   string `env:"K_SINK" desc:"URL that receives events when LLM_PROXY_EVENT_BUS=http: set by a Knative SinkBinding, or an OpenFaaS /async-function/<dispatcher> URL."`
 	Source string `env:"EVENT_SOURCE" desc:"CloudEvents source attribute of emitted events. Empty: /llmproxy/functions/<function>."`
 
-	BufferSize    int           `env:"OBSERVABILITY_BUFFER_SIZE, default=1000" desc:"Events queued for publishing per process; when full, new events are dropped (counted in llm_proxy_events_dropped_total and logged)."`
-	BatchSize     int           `env:"EVENT_BATCH_SIZE, default=100" desc:"Most events a publisher sends in one batch."`
-	FlushInterval time.Duration `env:"EVENT_FLUSH_INTERVAL, default=100ms" desc:"How long the publisher waits to fill a batch after the first queued event."`
-	Retries       int           `env:"EVENT_PUBLISH_RETRIES, default=5" desc:"Retries of a failed publish (exponential backoff with jitter) before the events are dropped and counted."`
-	RetryBackoff  time.Duration `env:"EVENT_RETRY_BACKOFF, default=200ms" desc:"First retry delay of publishing; doubles per retry, capped at 30s."`
+	BufferSize     int           `env:"OBSERVABILITY_BUFFER_SIZE, default=1000" desc:"Events queued for publishing per process; when full, new events are dropped (counted in llm_proxy_events_dropped_total and logged)."`
+	BatchSize      int           `env:"EVENT_BATCH_SIZE, default=100" desc:"Most events a publisher sends in one batch."`
+	FlushInterval  time.Duration `env:"EVENT_FLUSH_INTERVAL, default=100ms" desc:"How long the publisher waits to fill a batch after the first queued event."`
+	Retries        int           `env:"EVENT_PUBLISH_RETRIES, default=5" desc:"Retries of a failed publish (exponential backoff with jitter) before the events go to the outbox (EVENT_OUTBOX_MAX_BYTES)."`
+	RetryBackoff   time.Duration `env:"EVENT_RETRY_BACKOFF, default=200ms" desc:"First retry delay of publishing; doubles per retry, capped at 30s."`
+	OutboxMaxBytes int64         `env:"EVENT_OUTBOX_MAX_BYTES, default=67108864" desc:"Bound of the outbox that keeps events the sink did not take after the retries, until it is back (llm-proxy serve: files in DATA_DIR/outbox; the functions: a Redis stream <REDIS_KEY_PREFIX>{events}:outbox:<function>, in memory without Redis). Events beyond it are dropped and counted (reason outbox_full). 0: no outbox, such events are dropped (reason publish_failed)."`
 
 	FileEventLog string `env:"FILE_EVENT_LOG" desc:"llm-proxy serve: also deliver events to a file dispatcher appending JSON lines (one CloudEvent each) to this path."`
 
 	StreamKey        string        `env:"REDIS_STREAM_KEY, default=llm-proxy-events" desc:"Redis stream of LLM_PROXY_EVENT_BUS=redis-streams (consumed by llm-proxy dispatch)."`
 	StreamMaxLen     int64         `env:"REDIS_STREAM_MAX_LEN, default=100000" desc:"Approximate bound of the Redis stream (XADD MAXLEN ~); older entries are trimmed."`
 	ConsumerGroup    string        `env:"REDIS_CONSUMER_GROUP, default=llm-proxy-dispatchers" desc:"Consumer group of llm-proxy dispatch: dispatchers in one group share the work, different groups each get every event."`
-	ConsumerName     string        `env:"REDIS_CONSUMER_NAME" desc:"Consumer name within the group. Empty: dispatcher-<service>-<hostname>-<pid>."`
+	ConsumerName     string        `env:"REDIS_CONSUMER_NAME" desc:"Consumer name within the group, unique among running dispatchers and the same across restarts (a restarted dispatcher takes back at once what its former run left). Empty: dispatcher-<service>-<hostname>-<n>, n the lowest slot free on this host (a lock file in TMPDIR; where none can be made, pid<process id>)."`
 	StreamBlockTime  time.Duration `env:"REDIS_STREAM_BLOCK_TIME, default=5s" desc:"How long one XREADGROUP waits for new events."`
-	StreamClaimTime  time.Duration `env:"REDIS_STREAM_CLAIM_TIME, default=30s" desc:"Events pending this long at another (dead) consumer are reclaimed (XAUTOCLAIM)."`
+	StreamClaimTime  time.Duration `env:"REDIS_STREAM_CLAIM_TIME, default=30s" desc:"Events pending this long at another (dead) consumer are reclaimed (XAUTOCLAIM); a dispatcher that stopped renewing its liveness for a third of it (1 to 10 s) counts as dead, and its dedup leases are taken back."`
 	StreamBatchSize  int64         `env:"REDIS_STREAM_BATCH_SIZE, default=100" desc:"Events read from the stream per XREADGROUP and delivered to the backend as one batch."`
 	DeadLetterStream string        `env:"REDIS_DEAD_LETTER_STREAM_KEY" desc:"Stream receiving events that failed DISPATCHER_MAX_ATTEMPTS times. Empty: <REDIS_STREAM_KEY>:dead-letters."`
 
@@ -93,6 +94,8 @@ func (x Events) validate() error {
 		return invalid("EVENT_PUBLISH_RETRIES", "must not be negative", x.Retries)
 	case x.RetryBackoff <= 0:
 		return invalid("EVENT_RETRY_BACKOFF", "must be positive", x.RetryBackoff)
+	case x.OutboxMaxBytes < 0:
+		return invalid("EVENT_OUTBOX_MAX_BYTES", "must not be negative", x.OutboxMaxBytes)
 	case x.StreamKey == "":
 		return invalid("REDIS_STREAM_KEY", "must not be empty", x.StreamKey)
 	case x.StreamMaxLen < 1:

@@ -50,7 +50,8 @@ func Open(ctx context.Context, name string, cfg config.Config, res *deployable.R
 		_ = rec.Close()
 		return nil, err
 	}
-	emitter := eventsconfig.NewEmitter(cfg, name, pub, nil, log)
+	outbox := eventsconfig.NewFunctionOutbox(cfg, name, res.RedisClient(), log)
+	emitter := eventsconfig.NewEmitter(cfg, name, pub, outbox, nil, log)
 	verify := mgmtauth.StaticToken(cfg.Server.ManagementToken)
 	return &Plane{
 		Service: management.New(management.Deps{

@@ -56,7 +56,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	emitter := eventsconfig.NewEmitter(cfg, name, pub, reg, log)
+	outbox := eventsconfig.NewFunctionOutbox(cfg, name, res.RedisClient(), log)
+	emitter := eventsconfig.NewEmitter(cfg, name, pub, outbox, reg, log)
 	defer process.Close(log, "event queue", emitter.Close)
 	counter := usage.NewCounter()
 	go counter.Warm() // never blocks readiness
