@@ -327,20 +327,7 @@ func TestRecorderFileAndActor(t *testing.T) {
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var lines []map[string]any
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, m)
-	}
+	lines := readLines(t, file)
 	if len(lines) != 1 || lines[0]["action"] != "project.update" || lines[0]["result"] != "success" || lines[0]["client_ip"] != "203.0.113.9" {
 		t.Fatalf("file %+v", lines)
 	}

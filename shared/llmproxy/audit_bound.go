@@ -63,7 +63,9 @@ func (e AuditEvent) Bounded() AuditEvent {
 		*f.p = BoundText(*f.p, f.max)
 	}
 	if e.Details != nil {
-		d, _ := boundValue(e.Details).(map[string]any)
+		d := MapDetails(e.Details,
+			func(k string) string { return BoundText(k, MaxAuditIDBytes) },
+			func(v string) string { return BoundText(v, MaxAuditDetailString) })
 		if b, err := json.Marshal(d); err != nil || len(b) > MaxAuditDetailsBytes {
 			d = map[string]any{"note": fmt.Sprintf("details omitted: %d bytes exceed the %d-byte bound", len(b), MaxAuditDetailsBytes)}
 		}
@@ -72,27 +74,33 @@ func (e AuditEvent) Bounded() AuditEvent {
 	return e
 }
 
-// boundValue copies v with every string (keys included) bounded.
-func boundValue(v any) any {
+// MapDetails returns a copy of details with key applied to every map key
+// and val to every string value, at any depth (maps, []any, []string).
+func MapDetails(details map[string]any, key, val func(string) string) map[string]any {
+	out, _ := mapStrings(details, key, val).(map[string]any)
+	return out
+}
+
+func mapStrings(v any, key, val func(string) string) any {
 	switch x := v.(type) {
 	case string:
-		return BoundText(x, MaxAuditDetailString)
+		return val(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
-		for k, val := range x {
-			out[BoundText(k, MaxAuditIDBytes)] = boundValue(val)
+		for k, v := range x {
+			out[key(k)] = mapStrings(v, key, val)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = boundValue(val)
+		for i, v := range x {
+			out[i] = mapStrings(v, key, val)
 		}
 		return out
 	case []string:
 		out := make([]string, len(x))
-		for i, val := range x {
-			out[i] = BoundText(val, MaxAuditDetailString)
+		for i, v := range x {
+			out[i] = val(v)
 		}
 		return out
 	}

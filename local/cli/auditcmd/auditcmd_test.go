@@ -20,14 +20,7 @@ import (
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	env := managementtest.New(t, "sqlite", managementtest.Options{})
-	ctx := context.Background()
-	a := managementtest.Actor()
-	for _, name := range []string{"a", "b", "c"} {
-		if _, err := env.Service.CreateProject(ctx, a, management.CreateProjectInput{Name: name, APIKey: "sk-test-0123456789abcdefghij"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env, ctx := threeProjects(t)
 	cfg := config.Config{Database: env.DB, Secrets: config.Secrets{EncryptionKey: env.EncryptionKey}}
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -72,14 +65,7 @@ func TestVerify(t *testing.T) {
 // ENCRYPTION_KEY verifies nothing.
 func TestVerifyAgainstFile(t *testing.T) {
 	t.Parallel()
-	env := managementtest.New(t, "sqlite", managementtest.Options{})
-	ctx := context.Background()
-	a := managementtest.Actor()
-	for _, name := range []string{"a", "b", "c"} {
-		if _, err := env.Service.CreateProject(ctx, a, management.CreateProjectInput{Name: name, APIKey: "sk-test-0123456789abcdefghij"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env, ctx := threeProjects(t)
 	cfg := config.Config{Database: env.DB, Secrets: config.Secrets{EncryptionKey: env.EncryptionKey},
 		Audit: config.Audit{LogFile: env.AuditFile}}
 	run := func(cfg config.Config, args ...string) (int, string, string) {
@@ -113,4 +99,18 @@ func TestVerifyAgainstFile(t *testing.T) {
 	if b, _ := res["broken"].(map[string]any); b["seq"] != float64(3) || !strings.Contains(fmt.Sprint(b["reason"]), "deleted from the end") {
 		t.Fatalf("truncated: %q", out)
 	}
+}
+
+// threeProjects is a SQLite stack whose audit trail holds three project
+// creations.
+func threeProjects(t *testing.T) (*managementtest.Env, context.Context) {
+	t.Helper()
+	env := managementtest.New(t, "sqlite", managementtest.Options{})
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := env.Service.CreateProject(ctx, managementtest.Actor(), management.CreateProjectInput{Name: name, APIKey: "sk-test-0123456789abcdefghij"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env, ctx
 }
