@@ -52,10 +52,12 @@ const keepBufBytes = 1 << 20
 // fileIndexSize bounds the keys a FileBackend remembers.
 const fileIndexSize = 1 << 20
 
-// NewFileBackend opens (creating it and its directory) the file at path.
+// NewFileBackend opens (creating it, mode 0600, and its missing directories,
+// mode 0700) the file at path.
 func NewFileBackend(path string, maxBytes int64) (*FileBackend, error) {
 	b := &FileBackend{path: path, maxBytes: maxBytes, seen: newKeyRing(fileIndexSize), now: time.Now, inBatch: map[keyHash]struct{}{}}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	// Events carry request metadata: owner-only, like the database.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("event log directory: %w", err)
 	}
 	if err := b.open(); err != nil {

@@ -17,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -33,6 +31,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/migrations"
 	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/store/postgres"
+	"github.com/llm-proxy/llm-proxy/shared/store/sqlite"
 )
 
 // Info is the state of a database's schema.
@@ -202,10 +201,8 @@ func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Dr
 		if path == "" {
 			return nil, nil, errors.New("sqlite: empty database path")
 		}
-		if dir := filepath.Dir(path); dir != "." {
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return nil, nil, fmt.Errorf("sqlite: create directory: %w", err)
-			}
+		if err := sqlite.PrepareFile(path); err != nil {
+			return nil, nil, err
 		}
 		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
 		if err != nil {

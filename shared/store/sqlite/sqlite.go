@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,17 +39,36 @@ type Store struct {
 	w, r *sql.DB
 }
 
-// Open opens (creating when needed) the database file cfg.Path and its
-// parent directory. The schema comes from shared/store/migrate.
+// PrepareFile creates the database file at path (mode 0600) and its missing
+// parent directories (mode 0700) when they do not exist, so that SQLite, which
+// gives its -wal and -shm files the database file's mode, never creates a
+// file other users can read. Existing files and directories are left as
+// they are.
+func PrepareFile(path string) error {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("sqlite: create directory of %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// Open opens (creating when needed, see PrepareFile) the database file
+// cfg.Path and its parent directory. The schema comes from shared/store/migrate.
 func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 	path := strings.TrimPrefix(cfg.Path, "sqlite://")
 	if path == "" {
 		return nil, errors.New("sqlite: DATABASE_PATH is empty")
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("sqlite: create directory of %s: %w", path, err)
-		}
+	if err := PrepareFile(path); err != nil {
+		return nil, err
 	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
