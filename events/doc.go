@@ -9,7 +9,10 @@
 // The Emitter takes events off the request path: RequestCompleted copies what
 // it needs from a *llmproxy.RequestInfo into a bounded queue (drops are
 // counted, never silent) and a background worker builds the events, batches
-// them and hands them to a Publisher with retries. Publishers: Broker
+// them and hands them to a Publisher with retries; what still fails waits in
+// an Outbox (FileOutbox, RedisOutbox, MemoryOutbox), bounded in bytes and
+// drained oldest first, with new events behind it, when the sink is back.
+// Publishers: Broker
 // (in-process, with Trigger-like filters, to in-process subscribers by
 // function call or to subscriber URLs over real HTTP),
 // HTTPPublisher (K_SINK: Knative SinkBinding or an OpenFaaS async URL) and
