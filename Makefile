@@ -15,8 +15,8 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Targets:\n"} /^[a-zA-Z_-]+:.*##/ { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Start the whole system (llm-proxy serve) on the embedded default: SQLite, in-memory parts, :8080
-	$(GO) run -ldflags "$(LDFLAGS)" ./local/cmd/llm-proxy serve
+run: ## Start the whole system (llm-proxy serve) on the embedded default: SQLite, in-memory parts, 127.0.0.1:8080 (this machine only)
+	LISTEN_ADDR=$${LISTEN_ADDR:-127.0.0.1:8080} $(GO) run -ldflags "$(LDFLAGS)" ./local/cmd/llm-proxy serve
 
 .PHONY: build
 build: ## Build bin/llm-proxy and one binary per function into bin/

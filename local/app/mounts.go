@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -80,26 +79,31 @@ func newProxy(ctx context.Context, cfg config.Config, pp proxyParts) (servedProx
 	return sp, err
 }
 
-// mountAdmin mounts the admin UI under ADMIN_UI_PATH (it expects unstripped
-// paths) and redirects / to it.
-func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, st store.Store, kr *secrets.Keyring, verify mgmtauth.Verifier, log *slog.Logger) error {
+// mountAdmin mounts the admin UI at its base path (ADMIN_UI_PATH; it expects
+// unstripped paths) and redirects / to it. At the root (ADMIN_UI_PATH=/) the
+// UI also answers every path no other function owns; root reports that.
+func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, st store.Store, kr *secrets.Keyring, verify mgmtauth.Verifier, log *slog.Logger) (root bool, err error) {
 	if !cfg.Admin.Enabled {
-		return nil
+		return false, nil
 	}
 	adminCfg, err := adminui.WithSessionKey(cfg.Admin, kr.DeriveKey)
 	if err != nil {
-		return err
+		return false, err
 	}
-	base := strings.TrimRight(adminCfg.Path, "/")
+	base := adminCfg.ServePath()
 	h, err := adminui.New(adminui.Deps{
 		Service: svc, Reader: st, VerifyManagementToken: verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
 	})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if base == "" {
+		mux.Handle("/", h)
+		return true, nil
 	}
 	mux.Handle(base+"/", h)
 	mux.Handle(base, h)
 	mux.Handle("GET /{$}", http.RedirectHandler(base+"/", http.StatusFound))
-	return nil
+	return false, nil
 }

@@ -10,9 +10,9 @@ import (
 // Admin configures the admin web UI.
 type Admin struct {
 	Enabled bool `env:"ADMIN_UI_ENABLED, default=true" desc:"Serve the admin web UI (llm-proxy serve mounts it under ADMIN_UI_PATH)."`
-	// Path is the base path of the UI in llm-proxy serve; a stand-alone
-	// admin-ui function serves at the root.
-	Path string `env:"ADMIN_UI_PATH, default=/admin" desc:"Base path of the admin UI in llm-proxy serve (e.g. /admin); the stand-alone admin-ui function serves at the root."`
+	// Path is ADMIN_UI_PATH as set (empty when unset); ServePath and
+	// FunctionPath resolve it for the two shapes.
+	Path string `env:"ADMIN_UI_PATH" desc:"Base path of the admin UI, e.g. /admin, or / for the root. Unset or empty: /admin in llm-proxy serve, the root in the stand-alone admin-ui function."`
 	// SecureCookies: auto sets Secure when the request arrived over TLS (or
 	// X-Forwarded-Proto https from a trusted proxy).
 	SecureCookies string `env:"ADMIN_UI_SECURE_COOKIES, default=auto" desc:"Secure attribute of the admin session cookie: auto (when served over HTTPS, directly or via X-Forwarded-Proto from TRUSTED_PROXIES), true or false."`
@@ -33,6 +33,27 @@ type Admin struct {
 	// Load; see ManagementTokenDigest).
 	managementTokenDigest string
 }
+
+// DefaultAdminPath is the admin UI's base path in llm-proxy serve when
+// ADMIN_UI_PATH is unset.
+const DefaultAdminPath = "/admin"
+
+// reservedPaths are served by llm-proxy serve itself; the admin UI's base
+// path must not be one of them or lie under one.
+var reservedPaths = []string{"/v1", "/manage", "/metrics", "/health", "/healthz", "/ready", "/live", "/_"}
+
+// ServePath is the UI's base path in llm-proxy serve, without a trailing
+// slash: "" for the root (ADMIN_UI_PATH=/), DefaultAdminPath when unset.
+func (x Admin) ServePath() string {
+	if x.Path == "" {
+		return DefaultAdminPath
+	}
+	return strings.TrimRight(x.Path, "/")
+}
+
+// FunctionPath is the UI's base path in the stand-alone admin-ui function:
+// the root ("") unless ADMIN_UI_PATH names another.
+func (x Admin) FunctionPath() string { return strings.TrimRight(x.Path, "/") }
 
 // SessionKeyBytes decodes SessionKey (validated at load); nil when unset.
 func (x Admin) SessionKeyBytes() []byte {
@@ -57,8 +78,8 @@ func decodeKey32(s string) ([]byte, bool) {
 }
 
 func (x Admin) validate() error {
-	if p := x.Path; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, " ?#{}")) {
-		return invalid("ADMIN_UI_PATH", "must start with / and not end with / (e.g. /admin), or be empty for the root", p)
+	if err := validAdminPath(x.Path); err != nil {
+		return err
 	}
 	if err := oneOf("ADMIN_UI_SECURE_COOKIES", x.SecureCookies, "auto", "true", "false"); err != nil {
 		return err
@@ -80,6 +101,22 @@ func (x Admin) validate() error {
 	}
 	if x.LoginWindow < time.Second {
 		return invalid("ADMIN_UI_LOGIN_WINDOW", "must be at least 1s", x.LoginWindow)
+	}
+	return nil
+}
+
+// validAdminPath accepts "", "/" and paths such as /admin or /ops/admin.
+func validAdminPath(p string) error {
+	if p == "" || p == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, " ?#{}%\\") {
+		return invalid("ADMIN_UI_PATH", "must be / (the root) or a path that starts and does not end with / (e.g. /admin)", p)
+	}
+	for _, r := range reservedPaths {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return invalid("ADMIN_UI_PATH", "must not be "+r+" or lie under it: llm-proxy serve answers "+strings.Join(reservedPaths, ", ")+" itself", p)
+		}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ func TestDefaultsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults must be valid: %v", err)
 	}
-	if c.Server.ListenAddr != ":8080" || c.Database.Driver != "sqlite" {
+	if c.Server.ServeAddr() != ":8080" || c.Database.Driver != "sqlite" {
 		t.Fatalf("unexpected defaults: %+v", c.Server)
 	}
 }
@@ -98,5 +98,54 @@ func TestFileFallback(t *testing.T) {
 	_, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"MANAGEMENT_TOKEN_FILE": dir + "/missing"}))
 	if err == nil || !strings.Contains(err.Error(), "MANAGEMENT_TOKEN_FILE") {
 		t.Fatalf("unreadable NAME_FILE must fail naming it, got %v", err)
+	}
+}
+
+// TestListenAddrUnsetIsDetectable: LISTEN_ADDR unset is empty (a function
+// then uses PORT) while serve still defaults to :8080.
+func TestListenAddrUnsetIsDetectable(t *testing.T) {
+	for _, tt := range []struct {
+		env        map[string]string
+		raw, serve string
+	}{
+		{nil, "", ":8080"},
+		{map[string]string{"LISTEN_ADDR": "127.0.0.1:9000"}, "127.0.0.1:9000", "127.0.0.1:9000"},
+	} {
+		c, err := Load(context.Background(), envconfig.MapLookuper(tt.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Server.ListenAddr != tt.raw || c.Server.ServeAddr() != tt.serve {
+			t.Errorf("%v: ListenAddr %q ServeAddr %q, want %q %q", tt.env, c.Server.ListenAddr, c.Server.ServeAddr(), tt.raw, tt.serve)
+		}
+	}
+}
+
+// TestAdminUIPath: the values ADMIN_UI_PATH accepts, where each puts the UI
+// in serve and in the admin-ui function, and the ones it refuses.
+func TestAdminUIPath(t *testing.T) {
+	for _, tt := range []struct {
+		value, serve, function string
+	}{
+		{"", "/admin", ""},
+		{"/", "", ""},
+		{"/admin", "/admin", "/admin"},
+		{"/function/llm-proxy-admin-ui", "/function/llm-proxy-admin-ui", "/function/llm-proxy-admin-ui"},
+		{"/v1beta", "/v1beta", "/v1beta"},
+	} {
+		c, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"ADMIN_UI_PATH": tt.value}))
+		if err != nil {
+			t.Errorf("ADMIN_UI_PATH=%q: %v", tt.value, err)
+			continue
+		}
+		if c.Admin.ServePath() != tt.serve || c.Admin.FunctionPath() != tt.function {
+			t.Errorf("ADMIN_UI_PATH=%q: serve %q function %q, want %q %q", tt.value, c.Admin.ServePath(), c.Admin.FunctionPath(), tt.serve, tt.function)
+		}
+	}
+	for _, bad := range []string{"admin", "/admin/", "//admin", "/a b", "/a?b", "/v1", "/v1/admin", "/manage", "/metrics", "/health", "/ready", "/live", "/_/ui"} {
+		_, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"ADMIN_UI_PATH": bad}))
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_UI_PATH") {
+			t.Errorf("ADMIN_UI_PATH=%q: %v, want an error naming ADMIN_UI_PATH", bad, err)
+		}
 	}
 }

@@ -9,8 +9,11 @@ import (
 
 // Server configures the HTTP listener and its lifecycle.
 type Server struct {
-	ListenAddr string `env:"LISTEN_ADDR, default=:8080" desc:"Address llm-proxy serve listens on."`
-	Port       string `env:"PORT" desc:"Port a deployable function listens on (set by Knative and OpenFaaS; default 8080)."`
+	// ListenAddr is empty when LISTEN_ADDR is unset: serve then listens on
+	// DefaultListenAddr, a function on :$PORT (see ServeAddr and
+	// process.FunctionAddr).
+	ListenAddr string `env:"LISTEN_ADDR" desc:"Address to listen on, e.g. 127.0.0.1:8080 (make run) or :8080 (every interface). Unset: :8080 for llm-proxy serve, :$PORT for a deployable function."`
+	Port       string `env:"PORT" desc:"Port a deployable function listens on when LISTEN_ADDR is unset (set by Knative and OpenFaaS; default 8080)."`
 	// ShutdownGrace bounds how long in-flight requests (streams included) may
 	// take to finish after SIGTERM.
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE_PERIOD, default=30s" desc:"How long in-flight requests, streams included, may run after SIGTERM before the server closes them."`
@@ -19,6 +22,19 @@ type Server struct {
 	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI: at least 32 characters, not visibly weak (e.g. openssl rand -base64 32), else the start is refused. llm-proxy serve generates one when unset and prints it once."`
 	TrustedProxies    string        `env:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted for the client IP (empty: use the connection's address)."`
 	DataDir           string        `env:"DATA_DIR, default=./data" desc:"Directory for llm-proxy serve's generated files (key file, management token hash)."`
+}
+
+// DefaultListenAddr is where llm-proxy serve listens when LISTEN_ADDR is
+// unset: every interface, as a container needs.
+const DefaultListenAddr = ":8080"
+
+// ServeAddr is the address llm-proxy serve listens on: LISTEN_ADDR, or
+// DefaultListenAddr when it is unset.
+func (s Server) ServeAddr() string {
+	if s.ListenAddr != "" {
+		return s.ListenAddr
+	}
+	return DefaultListenAddr
 }
 
 // TrustedProxyPrefixes parses TrustedProxies (validated at load).

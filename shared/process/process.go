@@ -66,9 +66,13 @@ func SignalContext(parent context.Context) (context.Context, context.CancelFunc)
 	return signal.NotifyContext(parent, syscall.SIGTERM, os.Interrupt)
 }
 
-// FunctionAddr is the address a deployable function listens on: :$PORT, or
-// :8080 (the Knative and OpenFaaS default) when PORT is unset.
+// FunctionAddr is the address a deployable function listens on:
+// LISTEN_ADDR when it is set, else :$PORT, else :8080 (the Knative and
+// OpenFaaS default).
 func FunctionAddr(s config.Server) string {
+	if s.ListenAddr != "" {
+		return s.ListenAddr
+	}
 	if s.Port != "" {
 		return ":" + s.Port
 	}

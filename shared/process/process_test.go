@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-proxy/llm-proxy/shared/config"
 	"github.com/llm-proxy/llm-proxy/shared/web"
 )
 
@@ -140,5 +141,21 @@ func TestDrainGraceBound(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the grace period")
+	}
+}
+
+// TestFunctionAddr: LISTEN_ADDR when set, else :$PORT, else :8080.
+func TestFunctionAddr(t *testing.T) {
+	for _, tt := range []struct {
+		s    config.Server
+		want string
+	}{
+		{config.Server{}, ":8080"},
+		{config.Server{Port: "9000"}, ":9000"},
+		{config.Server{ListenAddr: "127.0.0.1:7000", Port: "9000"}, "127.0.0.1:7000"},
+	} {
+		if got := FunctionAddr(tt.s); got != tt.want {
+			t.Errorf("FunctionAddr(%+v) = %q, want %q", tt.s, got, tt.want)
+		}
 	}
 }

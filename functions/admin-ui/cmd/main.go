@@ -1,5 +1,6 @@
 // Command admin-ui is the admin web UI as a deployable. It uses the shared
-// library directly (no HTTP hop to the management API). It answers both at
+// library directly (no HTTP hop to the management API). It serves at the
+// root unless ADMIN_UI_PATH names a base path; with one it answers both at
 // ADMIN_UI_PATH and at the root, so it works whether the route in front of it
 // (a Gateway API rewrite, the OpenFaaS gateway's /function/<name> prefix)
 // strips the prefix or not; its links always carry ADMIN_UI_PATH.
@@ -39,7 +40,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	base := strings.TrimRight(adminCfg.Path, "/")
+	base := adminCfg.FunctionPath()
 	h, err := adminui.New(adminui.Deps{
 		Service: plane.Service, Reader: res.Store, VerifyManagementToken: plane.Verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,

@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llm-proxy/llm-proxy/internal/testenv"
+)
+
+// operatorToken is a management token that passes the strength check.
+const operatorToken = "e2e-operator-management-token-0123456789abcdef"
+
+// noRedirect is a client that reports redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// get answers status and Location of a GET without following redirects.
+func getNoFollow(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := noRedirect.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestServeAdminUIAtRoot: ADMIN_UI_PATH=/ puts the admin UI at the root
+// beside the proxy, the management API, health and metrics; the banner
+// names the bound address and the UI's URL.
+func TestServeAdminUIAtRoot(t *testing.T) {
+	s := startServe(t, t.TempDir(), map[string]string{"MANAGEMENT_TOKEN": operatorToken, "ADMIN_UI_PATH": "/"})
+	if want := "(admin UI: " + s.URL + "/)"; !strings.Contains(s.Stdout(), "listening on "+strings.TrimPrefix(s.URL, "http://")+" "+want) {
+		t.Errorf("banner: %q, want the bound address and %s", s.Stdout(), want)
+	}
+	if code, loc := getNoFollow(t, s.URL+"/"); code != http.StatusSeeOther || loc != "/dashboard" {
+		t.Errorf("GET / = %d → %q, want 303 → /dashboard", code, loc)
+	}
+	if code, loc := getNoFollow(t, s.URL+"/dashboard"); code != http.StatusSeeOther || loc != "/auth/login" {
+		t.Errorf("GET /dashboard signed out = %d → %q, want 303 → /auth/login", code, loc)
+	}
+	if code, _ := getNoFollow(t, s.URL+"/auth/login"); code != http.StatusOK {
+		t.Errorf("GET /auth/login = %d", code)
+	}
+	for path, want := range map[string]int{"/v1/models": http.StatusUnauthorized, "/health": http.StatusOK, "/ready": http.StatusOK, "/live": http.StatusOK} {
+		if code := api(t, "GET", s.URL+path, "", nil, nil); code != want {
+			t.Errorf("GET %s = %d, want %d (not the admin UI)", path, code, want)
+		}
+	}
+	if code := api(t, "GET", s.URL+"/manage/projects", operatorToken, nil, nil); code != http.StatusOK {
+		t.Errorf("GET /manage/projects = %d", code)
+	}
+}
+
+// TestAdminUIPathValues: an empty ADMIN_UI_PATH is the default /admin (it
+// used to panic); a path serve answers itself, or a malformed one, stops the
+// start with one line naming ADMIN_UI_PATH.
+func TestAdminUIPathValues(t *testing.T) {
+	s := startServe(t, t.TempDir(), map[string]string{"MANAGEMENT_TOKEN": operatorToken, "ADMIN_UI_PATH": ""})
+	if code, loc := getNoFollow(t, s.URL+"/"); code != http.StatusFound || loc != "/admin/" {
+		t.Errorf("ADMIN_UI_PATH empty: GET / = %d → %q, want 302 → /admin/", code, loc)
+	}
+	for _, bad := range []string{"/v1", "/manage/ui", "admin", "/admin/", "/a b"} {
+		dir := t.TempDir()
+		_, stderr, code := cli(t, map[string]string{"DATA_DIR": dir, "DATABASE_PATH": filepath.Join(dir, "db"), "ADMIN_UI_PATH": bad, "LISTEN_ADDR": "127.0.0.1:0"}, "serve")
+		if code == 0 || !strings.Contains(stderr, "ADMIN_UI_PATH") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("ADMIN_UI_PATH=%q: exit %d, stderr %q; want a non-zero exit and one line naming ADMIN_UI_PATH", bad, code, stderr)
+		}
+	}
+}
+
+// TestFunctionListenAddrAndRootUI: a stand-alone function listens on
+// LISTEN_ADDR when it is set (PORT is then ignored), and the admin-ui
+// function serves at the root unless ADMIN_UI_PATH says otherwise.
+func TestFunctionListenAddrAndRootUI(t *testing.T) {
+	testenv.NeedsService(t, "PostgreSQL")
+	env := map[string]string{
+		"DB_DRIVER": "postgres", "DATABASE_URL": testenv.PostgresURL(t),
+		"ENCRYPTION_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"MANAGEMENT_TOKEN": operatorToken,
+		"LISTEN_ADDR":      "127.0.0.1:" + freePort(t),
+		"PORT":             freePort(t),
+	}
+	if out, stderr, code := cli(t, env, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up: %s %s", out, stderr)
+	}
+	start(t, binary(t, "./functions/admin-ui/cmd"), env)
+	base := "http://" + env["LISTEN_ADDR"]
+	waitReady(t, base+"/_/ready")
+	if code, loc := getNoFollow(t, base+"/"); code != http.StatusSeeOther || loc != "/dashboard" {
+		t.Errorf("admin-ui GET / = %d → %q, want 303 → /dashboard (the root)", code, loc)
+	}
+}
+
+// TestMakeRunBindsLoopback: `make run` keeps serve to this machine.
+func TestMakeRunBindsLoopback(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(moduleDir, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^run:.*\n((?:\t.*\n)+)`).FindSubmatch(b)
+	if m == nil || !regexp.MustCompile(`LISTEN_ADDR=\S*127\.0\.0\.1:8080`).Match(m[1]) {
+		t.Fatalf("the Makefile's run target does not pass LISTEN_ADDR=127.0.0.1:8080:\n%s", m)
+	}
+}
+
+// TestReadmeOfflineQuickStart follows the README's "Try it without an OpenAI
+// key": the mock upstream started with the documented command, serve pointed
+// at it with OPENAI_API_URL, a chat completion through a token; a second
+// start prints the reminder the README describes and no token, and the
+// documented recovery (setting MANAGEMENT_TOKEN) replaces a lost token.
+func TestReadmeOfflineQuickStart(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(moduleDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	i := strings.Index(section, "### Try it without an OpenAI key")
+	if i < 0 {
+		t.Fatal(`README has no "Try it without an OpenAI key" section`)
+	}
+	section = section[i:]
+	cmdRE := regexp.MustCompile("(?m)^go run (\\./internal/\\S+) (.*)$")
+	m := cmdRE.FindStringSubmatch(section)
+	if m == nil || !strings.Contains(section, "OPENAI_API_URL=http://127.0.0.1:9999") {
+		t.Fatalf("the section does not show how to start the mock upstream and point the proxy at it:\n%s", section)
+	}
+	args := strings.Fields(strings.Replace(m[2], "127.0.0.1:9999", "127.0.0.1:0", 1))
+	mock := start(t, binary(t, m[1]), nil, args...)
+	up := mock.waitLine(regexp.MustCompile(`^listening (http://\S+)$`), 30*time.Second)[1]
+	for _, want := range []string{"settings", "in the database", "MANAGEMENT_TOKEN=$(openssl rand -base64 32)"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the section does not say %q", want)
+		}
+	}
+
+	dir := t.TempDir()
+	s := startServe(t, dir, map[string]string{"OPENAI_API_URL": up})
+	tm := mgmtTokenRE.FindStringSubmatch(s.Stdout())
+	if tm == nil {
+		t.Fatalf("no generated management token:\n%s", s.Stdout())
+	}
+	mgmt := tm[1]
+	var project struct {
+		ID string `json:"id"`
+	}
+	if code := api(t, "POST", s.URL+"/manage/projects", mgmt, map[string]any{"name": "offline", "api_key": "sk-mock-0123456789abcdef"}, &project); code != http.StatusCreated {
+		t.Fatalf("create project: %d", code)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if code := api(t, "POST", s.URL+"/manage/tokens", mgmt, map[string]any{"project_id": project.ID, "duration": "24h", "max_requests": 1000}, &tok); code != http.StatusCreated {
+		t.Fatalf("create token: %d", code)
+	}
+	body := map[string]any{"model": "gpt-4o-mini", "messages": []map[string]string{{"role": "user", "content": "hi"}}}
+	var answer struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	if code := api(t, "POST", s.URL+"/v1/chat/completions", tok.Token, body, &answer); code != http.StatusOK || len(answer.Choices) == 0 {
+		t.Fatalf("chat completion through the mock upstream: %d %+v", code, answer)
+	}
+	s.Signal(syscall.SIGTERM)
+	s.Wait(30 * time.Second)
+
+	again := startServe(t, dir, map[string]string{"OPENAI_API_URL": up})
+	if out := again.Stdout(); strings.Contains(out, "MANAGEMENT_TOKEN=") || !strings.Contains(out, "the token generated and printed on the first start is accepted") {
+		t.Errorf("second start printed:\n%s\nwant the reminder and no token", out)
+	}
+	again.Signal(syscall.SIGTERM)
+	again.Wait(30 * time.Second)
+
+	const recovered = "recovered-management-token-0123456789abcdef"
+	r := startServe(t, dir, map[string]string{"OPENAI_API_URL": up, "MANAGEMENT_TOKEN": recovered})
+	if code := api(t, "GET", r.URL+"/manage/projects", recovered, nil, nil); code != http.StatusOK {
+		t.Errorf("the recovery token: %d", code)
+	}
+	if code := api(t, "GET", r.URL+"/manage/projects", mgmt, nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("the lost token after recovery: %d, want 401", code)
+	}
+}
