@@ -161,55 +161,22 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 			defer l.leases.acquired(r.TokenID)
 		}
 	}
+	a := l.admission(r, cs, leaseMax)
+	keys, lifeMax, hasTokens, marked := a.keys, a.lifeMax, a.hasTokens, a.marked
 	part := partition(r)
-	keys := make([]string, 0, len(cs)+2)
-	for _, c := range cs {
-		keys = append(keys, l.key(part, c.key()))
-	}
-	hasTokens := false
-	for _, c := range cs {
-		hasTokens = hasTokens || specs[c.kind].Tokens
-	}
-	// A reservation of 0 tokens has nothing to give back: no marker, so its
-	// Release costs no round trip (a Settle of actual usage still charges).
-	marked := hasTokens && r.ReserveTokens > 0
-	resID := ""
-	if marked {
-		resID = newID()
-	}
-	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID), l.key(part, "adm:"+newID()))
-	lifeMax := int64(0)
-	if r.TokenID != "" {
-		lifeMax = max(r.MaxRequests, 0)
-	}
-	resTTL := int64(0)
-	if marked {
-		resTTL = l.opts.ReservationTTL.Milliseconds()
-	}
-	args := make([]any, 0, 10+5*len(cs))
-	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL,
-		leaseMax, leaseShare, leaseFloor.Milliseconds(), admissionTTL.Milliseconds())
-	for _, c := range cs {
-		s := specs[c.kind]
-		enforced := 0
-		if c.enforced(r) {
-			enforced = 1
-		}
-		args = append(args, c.limit, s.Bucket().Milliseconds(), s.Buckets, c.amount(r), enforced)
-	}
 	sent := l.clock()
-	calls := append(back, scriptCall{admitScript, keys, args})
+	calls := append(back, scriptCall{admitScript, keys, a.args})
 	cmds := l.run(ctx, calls)
 	l.logGiveBack(cmds[:len(cmds)-1])
 	vals, err := cmds[len(cmds)-1].Int64Slice()
 	if err != nil {
 		if !isNoScript(err) { // the script may have run, or may still run
-			l.cancel(r, cs, keys, lifeMax)
+			l.cancel(r, cs, a)
 		}
 		return Decision{}, l.fail(ctx, "admit", err)
 	}
 	if len(vals) != 4+5*len(cs) {
-		l.cancel(r, cs, keys, lifeMax)
+		l.cancel(r, cs, a)
 		return Decision{}, llmproxy.Wrap(llmproxy.ErrUnavailable, llmproxy.CodeUnavailable, "rate limiter unavailable",
 			fmt.Errorf("rate limit admit: unexpected reply of %d values", len(vals)))
 	}
@@ -248,20 +215,64 @@ func (l *Redis) Admit(ctx context.Context, r Request) (Decision, error) {
 	return d, nil
 }
 
+// admissionCall is one admission's script call.
+type admissionCall struct {
+	keys      []string // windows, lifetime counter, reservation marker, admission marker
+	args      []any
+	lifeMax   int64 // the lifetime quota counted (0: none)
+	hasTokens bool  // a token window applies
+	marked    bool  // the admission writes a reservation marker
+}
+
+// admission builds the admit script's call for r and its checks cs,
+// charging up to leaseMax requests; each call has an admission id of its
+// own.
+func (l *Redis) admission(r Request, cs []check, leaseMax int64) admissionCall {
+	part := partition(r)
+	keys := make([]string, 0, len(cs)+3)
+	for _, c := range cs {
+		keys = append(keys, l.key(part, c.key()))
+	}
+	hasTokens := false
+	for _, c := range cs {
+		hasTokens = hasTokens || specs[c.kind].Tokens
+	}
+	// A reservation of 0 tokens has nothing to give back: no marker, so its
+	// Release costs no round trip (a Settle of actual usage still charges).
+	marked := hasTokens && r.ReserveTokens > 0
+	resID := ""
+	if marked {
+		resID = newID()
+	}
+	keys = append(keys, l.key(part, "life:"+r.TokenID), l.key(part, "res:"+resID), l.key(part, "adm:"+newID()))
+	lifeMax := int64(0)
+	if r.TokenID != "" {
+		lifeMax = max(r.MaxRequests, 0)
+	}
+	resTTL := int64(0)
+	if marked {
+		resTTL = l.opts.ReservationTTL.Milliseconds()
+	}
+	args := make([]any, 0, 10+5*len(cs))
+	args = append(args, l.nowMillis(), len(cs), lifeMax, max(r.UsedRequests, 0), l.opts.LifetimeTTL.Milliseconds(), resTTL,
+		leaseMax, leaseShare, leaseFloor.Milliseconds(), admissionTTL.Milliseconds())
+	for _, c := range cs {
+		s := specs[c.kind]
+		enforced := 0
+		if c.enforced(r) {
+			enforced = 1
+		}
+		args = append(args, c.limit, s.Bucket().Milliseconds(), s.Buckets, c.amount(r), enforced)
+	}
+	return admissionCall{keys: keys, args: args, lifeMax: lifeMax, hasTokens: hasTokens, marked: marked}
+}
+
 // cancel makes the admission of r with keys charge nothing, in the
 // background: retried for cancelFor while Redis does not answer (each try
 // is idempotent), or until Close. A cancellation that never lands leaves the charge until
 // it leaves its windows (a lifetime charge: for good), and is logged.
-func (l *Redis) cancel(r Request, cs []check, keys []string, lifeMax int64) {
-	counted := 0
-	if lifeMax > 0 {
-		counted = 1
-	}
-	args := make([]any, 0, 3+len(cs))
-	args = append(args, len(cs), admissionTTL.Milliseconds(), counted)
-	for _, c := range cs {
-		args = append(args, c.amount(r))
-	}
+func (l *Redis) cancel(r Request, cs []check, a admissionCall) {
+	keys, args := a.keys, a.cancelArgs(r, cs)
 	l.pending.Add(1)
 	l.cancels.Go(func() {
 		defer l.pending.Add(-1)
@@ -290,6 +301,20 @@ func (l *Redis) cancel(r Request, cs []check, keys []string, lifeMax int64) {
 			wait = min(2*wait, time.Second)
 		}
 	})
+}
+
+// cancelArgs are the cancel script's arguments for the admission a of r.
+func (a admissionCall) cancelArgs(r Request, cs []check) []any {
+	counted := 0
+	if a.lifeMax > 0 {
+		counted = 1
+	}
+	args := make([]any, 0, 3+len(cs))
+	args = append(args, len(cs), admissionTTL.Milliseconds(), counted)
+	for _, c := range cs {
+		args = append(args, c.amount(r))
+	}
+	return args
 }
 
 func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -174,4 +175,83 @@ func TestHungRedisFailsWithinTimeout(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestAdmissionRunsOnce drives the scripts the way a stall can order them:
+// the same admission run twice charges once; a cancellation after it gives
+// its charge back (a lease's k requests included), and one before it makes
+// it charge nothing when it arrives; a second cancellation changes nothing.
+func TestAdmissionRunsOnce(t *testing.T) {
+	t.Parallel()
+	c, prefix := testenv.Redis(t)
+	// Mid-second: a lease is granted (no sub-bucket ends within leaseFloor).
+	mid := time.UnixMilli(1_700_000_000_500)
+	l := NewRedis(c, prefix+"rl:", RedisOptions{Now: func() time.Time { return mid }})
+	tok, prj := ids()
+	req := Request{TokenID: tok, ProjectID: prj, TokenLimits: llmproxy.Limits{RequestsPerMinute: 1000}, MaxRequests: 1000}
+	cs := checks(req)
+	ctx := context.Background()
+	run := func(a admissionCall) []int64 {
+		t.Helper()
+		v, err := admitScript.Run(ctx, c, a.keys, a.args...).Int64Slice()
+		testenv.Must(t, err)
+		return v
+	}
+	cancel := func(a admissionCall) int64 {
+		t.Helper()
+		n, err := cancelScript.Run(ctx, c, a.keys, a.cancelArgs(req, cs)...).Int64()
+		testenv.Must(t, err)
+		return n
+	}
+	charged := func(a admissionCall) (life, window int64) {
+		t.Helper()
+		life, _ = c.Get(ctx, a.keys[len(cs)]).Int64()
+		window, _ = c.HGet(ctx, a.keys[0], "t").Int64()
+		return life, window
+	}
+	want := func(step string, a admissionCall, life, window int64) {
+		t.Helper()
+		if gl, gw := charged(a); gl != life || gw != window {
+			t.Fatalf("%s: lifetime %d, window %d; want %d, %d", step, gl, gw, life, window)
+		}
+	}
+
+	a := l.admission(req, cs, 1)
+	first, again := run(a), run(a)
+	if first[0] != 1 || fmt.Sprint(first) != fmt.Sprint(again) {
+		t.Fatalf("run again = %v, want the first reply %v", again, first)
+	}
+	want("one admission run twice", a, 1, 1)
+
+	b := l.admission(req, cs, 1)
+	run(b)
+	want("a second admission", b, 2, 2)
+	if n := cancel(b); n != 1 {
+		t.Fatalf("cancel after the run = %d, want 1 (given back)", n)
+	}
+	want("cancelled after it ran", b, 1, 1)
+	if n := cancel(b); n != 0 {
+		t.Fatalf("second cancel = %d, want 0", n)
+	}
+	if v := run(b); len(v) != 1 || v[0] != -1 {
+		t.Fatalf("run after its cancellation = %v, want [-1]", v)
+	}
+	want("cancelled, then run again", b, 1, 1)
+
+	early := l.admission(req, cs, 1)
+	if n := cancel(early); n != 0 {
+		t.Fatalf("cancel before the run = %d, want 0 (nothing charged yet)", n)
+	}
+	if v := run(early); len(v) != 1 || v[0] != -1 {
+		t.Fatalf("run after an earlier cancellation = %v, want [-1]", v)
+	}
+	want("cancelled before it ran", early, 1, 1)
+
+	lease := l.admission(req, cs, 4)
+	if v := run(lease); v[3] != 4 {
+		t.Fatalf("leased %d, want 4", v[3])
+	}
+	want("a lease of 4", lease, 5, 5)
+	cancel(lease)
+	want("the lease cancelled", lease, 1, 1)
 }
