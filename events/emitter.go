@@ -401,8 +401,13 @@ func (e *Emitter) send(batch []event.Event) {
 		return
 	}
 	if e.boxed {
-		e.toOutbox(batch)
-		return
+		unwritten := e.toOutbox(batch, false)
+		if len(unwritten) == 0 {
+			return
+		}
+		// The outbox cannot be written (its Redis is down): rather than
+		// drop them, try the sink, out of order.
+		batch = unwritten
 	}
 	pending := batch
 	for attempt := 0; ; attempt++ {
@@ -469,7 +474,7 @@ func (e *Emitter) keep(evs []event.Event, reason string, err error, attempts int
 		e.boxed, e.boxFails = true, 0
 		e.retryOutbox()
 	}
-	e.toOutbox(evs)
+	e.toOutbox(evs, true)
 }
 
 func (e *Emitter) accepted(n int) {
@@ -477,23 +482,29 @@ func (e *Emitter) accepted(n int) {
 	e.pubCount.Add(uint64(n))
 }
 
-// toOutbox appends evs to the outbox; what does not fit, or cannot be
-// written, is dropped and counted. The write is not cut short by Close's
-// deadline: the outbox is where events go when everything else gave up.
-func (e *Emitter) toOutbox(evs []event.Event) {
+// toOutbox appends evs to the outbox; what does not fit is dropped and
+// counted, and so is what cannot be written when drop is set (else it is
+// returned). The write is not cut short by Close's deadline: the outbox is
+// where events go when everything else gave up.
+func (e *Emitter) toOutbox(evs []event.Event, drop bool) (unwritten []event.Event) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), outboxWriteTimeout)
 	defer cancel()
 	stored, err := e.opts.Outbox.Append(ctx, evs)
 	e.outboxed.Add(float64(stored))
 	e.boxCount.Add(uint64(stored))
-	if rest := len(evs) - stored; rest > 0 {
-		if err != nil {
-			e.log.Error("event outbox write failed, dropping events", "events", rest, "error", err)
-			e.drop(DropOutboxFailed, rest)
-			return
-		}
+	rest := len(evs) - stored
+	switch {
+	case rest == 0:
+	case err == nil:
 		e.drop(DropOutboxFull, rest)
+	case !drop:
+		e.log.Error("event outbox write failed, sending the events directly", "events", rest, "error", err)
+		return evs[stored:]
+	default:
+		e.log.Error("event outbox write failed, dropping events", "events", rest, "error", err)
+		e.drop(DropOutboxFailed, rest)
 	}
+	return nil
 }
 
 // outboxWriteTimeout bounds one outbox write (a stalled Redis).
@@ -555,7 +566,7 @@ func (e *Emitter) spillQueue() {
 			it := <-e.q // only run takes from q: len(e.q) events are there
 			batch = e.add(batch, &it)
 		}
-		e.toOutbox(batch)
+		e.toOutbox(batch, true)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,3 +327,60 @@ func (failingOutbox) Append(context.Context, []event.Event) (int, error) {
 func (failingOutbox) Peek(context.Context, int) ([]OutboxEntry, error) { return nil, nil }
 func (failingOutbox) Remove(context.Context, []OutboxEntry) error      { return nil }
 func (failingOutbox) Close() error                                     { return nil }
+
+// While the outbox holds events and can no longer be written nor read (its
+// Redis went away) but the sink is back, new events go to the sink rather
+// than being dropped.
+func TestEmitterOutboxUnwritableSendsDirectly(t *testing.T) {
+	var sinkUp, outboxUp atomic.Bool
+	outboxUp.Store(true)
+	var mu sync.Mutex
+	var got []string
+	pub := PublisherFunc(func(_ context.Context, evs []event.Event) error {
+		if !sinkUp.Load() {
+			return errors.New("sink down")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range evs {
+			got = append(got, evs[i].ID())
+		}
+		return nil
+	})
+	ob := &switchedOutbox{Outbox: NewMemoryOutbox(0, nil), up: &outboxUp}
+	e := NewEmitter(pub, fastOutbox(ob, nil), nil)
+	emit(e, 0, 3)
+	waitUntil(t, "3 events in the outbox", func() bool { return e.Outboxed() == 3 })
+	outboxUp.Store(false)
+	sinkUp.Store(true)
+	emit(e, 3, 6)
+	waitUntil(t, "the new events at the sink", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.Dropped() != 0 || fmt.Sprint(got) != "[r03 r04 r05]" {
+		t.Fatalf("dropped %d, sink got %v", e.Dropped(), got)
+	}
+}
+
+// switchedOutbox fails every call while up is false.
+type switchedOutbox struct {
+	Outbox
+	up *atomic.Bool
+}
+
+var errOutboxDown = errors.New("outbox down")
+
+func (o *switchedOutbox) Append(ctx context.Context, evs []event.Event) (int, error) {
+	if !o.up.Load() {
+		return 0, errOutboxDown
+	}
+	return o.Outbox.Append(ctx, evs)
+}
+
+func (o *switchedOutbox) Peek(ctx context.Context, n int) ([]OutboxEntry, error) {
+	if !o.up.Load() {
+		return nil, errOutboxDown
+	}
+	return o.Outbox.Peek(ctx, n)
+}
