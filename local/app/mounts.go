@@ -82,7 +82,7 @@ func newProxy(ctx context.Context, cfg config.Config, pp proxyParts) (servedProx
 // mountAdmin mounts the admin UI at its base path (ADMIN_UI_PATH; it expects
 // unstripped paths) and redirects / to it. At the root (ADMIN_UI_PATH=/) the
 // UI also answers every path no other function owns; root reports that.
-func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, st store.Store, kr *secrets.Keyring, verify mgmtauth.Verifier, log *slog.Logger) (root bool, err error) {
+func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, st store.Store, kr *secrets.Keyring, verify mgmtauth.Verifier, budget mgmtauth.SharedBudget, log *slog.Logger) (root bool, err error) {
 	if !cfg.Admin.Enabled {
 		return false, nil
 	}
@@ -94,6 +94,7 @@ func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, 
 	h, err := adminui.New(adminui.Deps{
 		Service: svc, Reader: st, VerifyManagementToken: verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
+		Redis: budget.Redis, RedisKeyPrefix: budget.KeyPrefix, Metrics: budget.Metrics,
 	})
 	if err != nil {
 		return false, err

@@ -21,6 +21,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/apiconfig"
 	"github.com/llm-proxy/llm-proxy/shared/audit"
 	"github.com/llm-proxy/llm-proxy/shared/config"
+	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 	"github.com/llm-proxy/llm-proxy/shared/httpcache"
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/logging"
@@ -127,7 +128,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	// The functions, on one mux.
 	mux := http.NewServeMux()
-	auth := mgmtauth.FromConfig(verify, cfg.Audit, rec, log) // one failure budget for every management route
+	// One failure budget for every management route, shared with other
+	// instances through Redis when it is configured.
+	budget := mgmtauth.SharedBudget{Redis: redisconn.Universal(rdb), KeyPrefix: cfg.Redis.KeyPrefix, Metrics: failbudget.NewMetrics()}
+	reg.MustRegister(budget.Metrics.Collectors()...)
+	auth := mgmtauth.Shared(verify, cfg.Audit, rec, budget, log)
 	var purger management.CachePurger
 	if cache != nil {
 		purger = cache
@@ -143,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if cfg.Proxy.EnableMetrics {
 		p.handler.MetricsRoutes(mux, cfg.Proxy.MetricsPath, reg)
 	}
-	adminAtRoot, err := mountAdmin(mux, cfg, svc, st, kr, verify, log)
+	adminAtRoot, err := mountAdmin(mux, cfg, svc, st, kr, verify, budget, log)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	h, err := adminui.New(adminui.Deps{
 		Service: plane.Service, Reader: res.Store, VerifyManagementToken: plane.Verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
+		Redis: res.RedisClient(), RedisKeyPrefix: cfg.Redis.KeyPrefix, // the sign-in failure budget, shared
 	})
 	if err != nil {
 		return err

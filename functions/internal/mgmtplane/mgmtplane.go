@@ -59,7 +59,8 @@ func Open(ctx context.Context, name string, cfg config.Config, res *deployable.R
 			Invalidator: tokens.NewInvalidation(ctx, res.Redis, cfg.Redis.KeyPrefix+"tokens:invalidate", log),
 			Changes:     events.Changes{Sink: emitter, Source: cfg.Events.SourceFor(name)},
 		}),
-		Auth:     mgmtauth.FromConfig(verify, cfg.Audit, rec, log),
+		Auth: mgmtauth.Shared(verify, cfg.Audit, rec,
+			mgmtauth.SharedBudget{Redis: res.RedisClient(), KeyPrefix: cfg.Redis.KeyPrefix}, log),
 		Verify:   verify,
 		recorder: rec, emitter: emitter, log: log,
 	}, nil
