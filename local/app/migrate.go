@@ -95,6 +95,9 @@ func printStatus(ctx context.Context, driver, dsn string, stdout, stderr io.Writ
 // Token hashes cannot be recomputed (the plaintext is gone); validation keeps
 // trying the previous keys' hashes until those tokens expire.
 func rotateKeys(ctx context.Context, cfg config.Config) (int, error) {
+	if err := migrate.RequireSchema(ctx, cfg.Database.Driver, migrate.DSN(cfg.Database)); err != nil {
+		return 0, err
+	}
 	key, err := encryptionKey(cfg)
 	if err != nil {
 		return 0, err

@@ -186,3 +186,33 @@ func TestReadmeOfflineQuickStart(t *testing.T) {
 		t.Errorf("the lost token after recovery: %d, want 401", code)
 	}
 }
+
+// TestReadOnlyCommandsNeverCreateADatabase: in a folder without a database,
+// migrate status, migrate version, migrate rotate-keys and audit verify say
+// there is none and exit non-zero, and create nothing; on an empty SQLite
+// file (no schema) audit verify says so instead of "no such table".
+func TestReadOnlyCommandsNeverCreateADatabase(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	env := map[string]string{"DATA_DIR": data, "DATABASE_PATH": filepath.Join(data, "llm-proxy.db"),
+		"ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	for _, args := range [][]string{{"migrate", "status"}, {"migrate", "version"}, {"migrate", "rotate-keys"}, {"audit", "verify"}} {
+		out, stderr, code := cli(t, env, args...)
+		if code == 0 || !strings.Contains(stderr, "no database at "+env["DATABASE_PATH"]) || !strings.Contains(stderr, "migrate up") {
+			t.Errorf("llm-proxy %v without a database: exit %d\nstdout %q\nstderr %q\nwant a non-zero exit saying there is no database and how to create one", args, code, out, stderr)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Fatalf("llm-proxy %v created %s", args, data)
+		}
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env["DATABASE_PATH"], nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := cli(t, env, "audit", "verify")
+	if code == 0 || strings.Contains(stderr, "no such table") || !strings.Contains(stderr, "no llm-proxy schema") {
+		t.Errorf("audit verify on an empty database: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/llmproxy"
 	"github.com/llm-proxy/llm-proxy/shared/secrets"
 	"github.com/llm-proxy/llm-proxy/shared/store/dbopen"
+	"github.com/llm-proxy/llm-proxy/shared/store/migrate"
 )
 
 // Exit codes.
@@ -65,6 +66,11 @@ func Run(ctx context.Context, args []string, cfg config.Config, stdout, stderr i
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "llm-proxy audit verify: bad arguments\n\n%s", usageText)
 		return ExitUsage
+	}
+	// A read-only command: a missing database is said, never created.
+	if err := migrate.RequireSchema(ctx, cfg.Database.Driver, migrate.DSN(cfg.Database)); err != nil {
+		fmt.Fprintf(stderr, "llm-proxy audit verify: %v\n", err)
+		return ExitBroken
 	}
 	keys, err := auditKeys(cfg)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -33,6 +34,10 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/store/postgres"
 	"github.com/llm-proxy/llm-proxy/shared/store/sqlite"
 )
+
+// ErrNoDatabase: a read-only command (status, version) found no database
+// file, or no llm-proxy schema in it; nothing was created.
+var ErrNoDatabase = errors.New("no database")
 
 // Info is the state of a database's schema.
 type Info struct {
@@ -125,7 +130,9 @@ func sourceFor(driver string) (source.Driver, error) {
 }
 
 // run opens a migrator, runs fn and closes everything. ctx bounds the
-// connection and stops between migrations when cancelled.
+// connection and stops between migrations when cancelled. Only up and down
+// create a SQLite file; status reads one that exists or fails with
+// ErrNoDatabase.
 func run(ctx context.Context, driver, dsn, op string, fn func(*migrate.Migrate) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("migrate %s: %w", op, err)
@@ -134,7 +141,11 @@ func run(ctx context.Context, driver, dsn, op string, fn func(*migrate.Migrate) 
 	if err != nil {
 		return err
 	}
-	db, dbDriver, err := openDatabase(ctx, driver, dsn)
+	db, dbDriver, err := openDatabase(ctx, driver, dsn, op != "status")
+	if errors.Is(err, ErrNoDatabase) {
+		_ = src.Close()
+		return err
+	}
 	if err != nil {
 		_ = src.Close()
 		return fmt.Errorf("migrate %s: %w", op, err)
@@ -178,8 +189,9 @@ func run(ctx context.Context, driver, dsn, op string, fn func(*migrate.Migrate) 
 }
 
 // openDatabase opens a database/sql handle with the settings the store uses
-// and wraps it in golang-migrate's driver for the engine.
-func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Driver, error) {
+// and wraps it in golang-migrate's driver for the engine. Without create, a
+// missing SQLite file is ErrNoDatabase (and is not created).
+func openDatabase(ctx context.Context, driver, dsn string, create bool) (*sql.DB, database.Driver, error) {
 	switch driver {
 	case migrations.Postgres:
 		db, err := sql.Open("pgx/v5", postgres.URL(dsn))
@@ -201,10 +213,16 @@ func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Dr
 		if path == "" {
 			return nil, nil, errors.New("sqlite: empty database path")
 		}
-		if err := sqlite.PrepareFile(path); err != nil {
+		mode := "rwc"
+		if !create {
+			if err := SQLiteExists(path); err != nil {
+				return nil, nil, err
+			}
+			mode = "rw" // never creates the file, even if it vanished since
+		} else if err := sqlite.PrepareFile(path); err != nil {
 			return nil, nil, err
 		}
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+		db, err := sql.Open("sqlite", "file:"+path+"?mode="+mode+"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
 		if err != nil {
 			return nil, nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -221,4 +239,31 @@ func openDatabase(ctx context.Context, driver, dsn string) (*sql.DB, database.Dr
 		return db, d, nil
 	}
 	return nil, nil, fmt.Errorf("unknown driver %q (want postgres or sqlite)", driver)
+}
+
+// SQLiteExists returns nil when the SQLite database file path exists, else
+// an error wrapping ErrNoDatabase that says how to create one.
+func SQLiteExists(path string) error {
+	path = strings.TrimPrefix(path, "sqlite://")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w at %s (DATABASE_PATH): nothing was created; run `llm-proxy migrate up` (or `llm-proxy serve`) to create it, or point DATABASE_PATH at the existing one", ErrNoDatabase, path)
+	} else if err != nil {
+		return fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return nil
+}
+
+// RequireSchema returns nil when the database holds the llm-proxy schema
+// (any applied version), else an error wrapping ErrNoDatabase that says what
+// to do; nothing is created. Read-only commands call it before they open the
+// store.
+func RequireSchema(ctx context.Context, driver, dsn string) error {
+	info, err := Status(ctx, driver, dsn)
+	if err != nil {
+		return err
+	}
+	if info.Version == 0 {
+		return fmt.Errorf("%w: the database (DB_DRIVER=%s) has no llm-proxy schema; run `llm-proxy migrate up` first, or point DATABASE_URL / DATABASE_PATH at the right one", ErrNoDatabase, driver)
+	}
+	return nil
 }

@@ -3,6 +3,9 @@ package migrate_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
 	"testing"
 	"time"
 
@@ -46,10 +49,27 @@ func TestUpDownUp(t *testing.T) {
 				t.Fatalf("latest = %d, want >= 2", latest)
 			}
 
-			v, dirty, err := migrate.Version(ctx, tc.driver, dsn)
-			testenv.Must(t, err)
-			if v != 0 || dirty {
-				t.Fatalf("fresh database: version %d dirty %v, want 0 false", v, dirty)
+			if tc.driver == "sqlite" {
+				// Reading the version of a file that does not exist says
+				// so and creates nothing.
+				if _, _, err := migrate.Version(ctx, tc.driver, dsn); !errors.Is(err, migrate.ErrNoDatabase) {
+					t.Fatalf("Version without a database file: %v, want ErrNoDatabase", err)
+				}
+				if _, err := os.Stat(dsn); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("Version created %s (%v)", dsn, err)
+				}
+				if err := migrate.RequireSchema(ctx, tc.driver, dsn); !errors.Is(err, migrate.ErrNoDatabase) {
+					t.Fatalf("RequireSchema without a database file: %v, want ErrNoDatabase", err)
+				}
+			} else {
+				v, dirty, err := migrate.Version(ctx, tc.driver, dsn)
+				testenv.Must(t, err)
+				if v != 0 || dirty {
+					t.Fatalf("fresh database: version %d dirty %v, want 0 false", v, dirty)
+				}
+				if err := migrate.RequireSchema(ctx, tc.driver, dsn); !errors.Is(err, migrate.ErrNoDatabase) {
+					t.Fatalf("RequireSchema on an empty database: %v, want ErrNoDatabase", err)
+				}
 			}
 
 			db, err := sql.Open(tc.sqlDriver, tc.sqlDSN(dsn))
@@ -100,7 +120,7 @@ func TestUpDownUp(t *testing.T) {
 			if n := tables(); n != 0 {
 				t.Fatalf("after down: %d tables, want 0", n)
 			}
-			v, _, err = migrate.Version(ctx, tc.driver, dsn)
+			v, _, err := migrate.Version(ctx, tc.driver, dsn)
 			testenv.Must(t, err)
 			if v != 0 {
 				t.Fatalf("version after down = %d, want 0", v)
@@ -108,7 +128,7 @@ func TestUpDownUp(t *testing.T) {
 
 			testenv.Must(t, migrate.Up(ctx, tc.driver, dsn))
 			works("p2")
-			v, dirty, err = migrate.Version(ctx, tc.driver, dsn)
+			v, dirty, err := migrate.Version(ctx, tc.driver, dsn)
 			testenv.Must(t, err)
 			if v != latest || dirty {
 				t.Fatalf("version after up again = %d dirty %v, want %d", v, dirty, latest)
