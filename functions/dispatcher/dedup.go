@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,17 +27,62 @@ const (
 // Deduper remembers which (source, id) pairs were delivered. Claim takes a
 // short lease on each key that is neither done nor leased; Done records the
 // delivery (for the dedup TTL); Release gives a lease back after a failure.
-// A crashed holder's lease expires by itself.
+// A crashed holder's lease expires by itself; a RedisDedup also takes back
+// the leases of holders it knows to be dead (see Owner).
 type Deduper interface {
 	Claim(ctx context.Context, keys []string, lease string) ([]ClaimState, error)
 	Done(ctx context.Context, keys []string) error
 	Release(ctx context.Context, keys []string, lease string) error
 }
 
-func newLease() string {
+// Owner is a deliverer whose leases can be taken back once it is known to
+// be dead rather than when they expire: an `llm-proxy dispatch` consumer.
+// Name is its consumer name, the same across its restarts; Instance is one
+// run of it. Its leases read lease:<random>/<instance>/<name>; leases of a
+// dispatcher without an Owner read lease:<random> and only expire.
+//
+// A RedisDedup gives a claimer the keys leased by a former run of its own
+// name at once (a consumer name is one process at a time: two running
+// consumers of one name in a group would share its pending entries too),
+// and, when it tracks owners (TrackOwners), the keys of an owner whose run
+// stopped renewing its liveness key.
+type Owner struct {
+	Name     string
+	Instance string
+}
+
+// NewOwner is a new run of the deliverer called name.
+func NewOwner(name string) Owner { return Owner{Name: name, Instance: randomHex()} }
+
+// lease is a new lease value naming o (anonymous for the zero Owner).
+func (o Owner) lease() string {
+	if o.Name == "" {
+		return "lease:" + randomHex()
+	}
+	return "lease:" + randomHex() + "/" + o.Instance + "/" + o.Name
+}
+
+// leaseOwner is the Owner a lease value names; false for an anonymous
+// lease or another value.
+func leaseOwner(v string) (Owner, bool) {
+	rest, ok := strings.CutPrefix(v, "lease:")
+	if !ok {
+		return Owner{}, false
+	}
+	if _, rest, ok = strings.Cut(rest, "/"); !ok {
+		return Owner{}, false
+	}
+	inst, name, ok := strings.Cut(rest, "/")
+	if !ok || inst == "" || name == "" {
+		return Owner{}, false
+	}
+	return Owner{Name: name, Instance: inst}, true
+}
+
+func randomHex() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return "lease:" + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 const doneValue = "done"
@@ -47,12 +94,22 @@ type RedisDedup struct {
 	prefix   string
 	ttl      time.Duration
 	leaseTTL time.Duration
+	owners   string        // liveness keys' prefix; "": owners not tracked
+	ownerTTL time.Duration // a liveness key's TTL
 }
 
 // NewRedisDedup stores keys as <prefix><key>; delivered keys live for ttl, a
 // claim lease for leaseTTL (it should exceed one backend delivery).
 func NewRedisDedup(rdb redis.UniversalClient, prefix string, ttl, leaseTTL time.Duration) *RedisDedup {
 	return &RedisDedup{rdb: rdb, prefix: prefix, ttl: ttl, leaseTTL: leaseTTL}
+}
+
+// TrackOwners makes d take back the leases of an Owner whose liveness key,
+// <prefix><name>, no longer holds its instance: each running Owner renews
+// its key with KeepAlive, for ttl. It returns d.
+func (d *RedisDedup) TrackOwners(prefix string, ttl time.Duration) *RedisDedup {
+	d.owners, d.ownerTTL = prefix, ttl
+	return d
 }
 
 // Claim implements Deduper.
@@ -77,25 +134,130 @@ func (d *RedisDedup) Claim(ctx context.Context, keys []string, lease string) ([]
 		gets[i] = pipe.Get(ctx, d.prefix+keys[i])
 		n++
 	}
-	if n > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return nil, fmt.Errorf("dedup lookup: %w", err)
+	if n == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("dedup lookup: %w", err)
+	}
+	held := map[int]string{} // leased by someone else: the lease
+	for i, g := range gets {
+		if g == nil {
+			continue
 		}
-		for i, g := range gets {
-			if g == nil {
-				continue
-			}
-			switch v, err := g.Result(); {
-			case err == redis.Nil:
-				out[i] = InFlight // expired between SET NX and GET: try again later
-			case v == doneValue:
-				out[i] = Done
-			default:
-				out[i] = InFlight
-			}
+		switch v, err := g.Result(); {
+		case err == redis.Nil:
+			out[i] = InFlight // expired between SET NX and GET: try again later
+		case v == doneValue:
+			out[i] = Done
+		default:
+			out[i] = InFlight
+			held[i] = v
+		}
+	}
+	if len(held) > 0 {
+		if err := d.takeBack(ctx, keys, lease, held, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// takeBack claims (out[i] = Claimed) the keys of held whose lease belongs
+// to a dead Owner: a former run of the claimer's own name, or, when owners
+// are tracked, an owner whose liveness key no longer names that run.
+func (d *RedisDedup) takeBack(ctx context.Context, keys []string, lease string, held map[int]string, out []ClaimState) error {
+	me, named := leaseOwner(lease)
+	var take, ask []int
+	for i, v := range held {
+		o, ok := leaseOwner(v)
+		switch {
+		case !ok || o.Instance == me.Instance:
+			// anonymous (it expires), or this very run's
+		case named && o.Name == me.Name:
+			take = append(take, i)
+		case d.owners != "":
+			ask = append(ask, i)
+		}
+	}
+	if len(ask) > 0 {
+		alive := map[string]*redis.StringCmd{}
+		pipe := d.rdb.Pipeline()
+		for _, i := range ask {
+			o, _ := leaseOwner(held[i])
+			if alive[o.Name] == nil {
+				alive[o.Name] = pipe.Get(ctx, d.owners+o.Name)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return fmt.Errorf("dedup: look up lease owners: %w", err)
+		}
+		for _, i := range ask {
+			o, _ := leaseOwner(held[i])
+			if alive[o.Name].Val() != o.Instance { // expired, or renewed by another run
+				take = append(take, i)
+			}
+		}
+	}
+	for _, i := range take {
+		ok, err := takeBackScript.Run(ctx, d.rdb, []string{d.prefix + keys[i]}, held[i], lease, d.leaseTTL.Milliseconds()).Bool()
+		if err != nil && err != redis.Nil {
+			return fmt.Errorf("dedup: take back a lease: %w", err)
+		}
+		if ok {
+			out[i] = Claimed
+		} // else it changed meanwhile (done, or taken by another): still in flight
+	}
+	return nil
+}
+
+// takeBackScript replaces the lease ARGV[1] by ARGV[2] for ARGV[3] ms.
+var takeBackScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
+
+// KeepAlive renews o's liveness key (see TrackOwners) now and then, in the
+// background, every third of its TTL, until stop is called (not when ctx
+// ends: a draining dispatcher still holds leases), which deletes it (a
+// stopped run holds nothing). It logs, as an error, another run
+// renewing the same key: two running dispatchers share a consumer name. It
+// does nothing unless d tracks owners.
+func (d *RedisDedup) KeepAlive(ctx context.Context, o Owner, log *slog.Logger) (stop func()) {
+	if d.owners == "" {
+		return func() {}
+	}
+	key := d.owners + o.Name
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // renewed until stop, through a drain
+	renew := func(first bool) {
+		prev, err := d.rdb.SetArgs(ctx, key, o.Instance, redis.SetArgs{TTL: d.ownerTTL, Get: true}).Result()
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && err != redis.Nil:
+			log.Warn("renew the dispatcher's liveness", "consumer", o.Name, "error", err)
+		case first && prev != "":
+			log.Info("a former run of this consumer may have left leases: taking them back", "consumer", o.Name)
+		case !first && prev != o.Instance:
+			log.Error("another running dispatcher uses this consumer name; names must be unique in a group", "consumer", o.Name)
+		}
+	}
+	renew(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d.ownerTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				renew(false)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		_ = releaseScript.Run(context.WithoutCancel(ctx), d.rdb, []string{key}, o.Instance).Err()
+	}
 }
 
 // Done implements Deduper.

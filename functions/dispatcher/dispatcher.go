@@ -60,6 +60,11 @@ type Deps struct {
 	// LeaseTTL bounds how long a claimed event stays "in progress" when its
 	// deliverer dies (2m; for the default Deduper).
 	LeaseTTL time.Duration
+	// Owner names this dispatcher's leases so that a RedisDedup can take
+	// them back as soon as it is known dead (an `llm-proxy dispatch`
+	// consumer: NewOwner(consumer name)); zero: anonymous leases, which
+	// only expire.
+	Owner Owner
 	// MaxBody bounds a request to Handler, one event or a batch
 	// (DISPATCHER_MAX_EVENT_BYTES; default 16 MiB).
 	MaxBody    int64
@@ -72,6 +77,7 @@ type Dispatcher struct {
 	backend Backend
 	raw     bool // backend is a RawBackend
 	dedup   Deduper
+	owner   Owner
 	log     *slog.Logger
 	handler http.Handler
 
@@ -94,7 +100,7 @@ func New(deps Deps) (*Dispatcher, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{backend: deps.Backend, dedup: deps.Dedup, log: deps.Log.With("backend", deps.Backend.Name())}
+	d := &Dispatcher{backend: deps.Backend, dedup: deps.Dedup, owner: deps.Owner, log: deps.Log.With("backend", deps.Backend.Name())}
 	_, d.raw = deps.Backend.(RawBackend)
 	d.delivered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "llm_proxy_dispatcher_delivered_total", Help: "Events the dispatcher delivered to its backend.",
@@ -238,7 +244,7 @@ func (d *Dispatcher) DeliverBatch(ctx context.Context, evs []event.Event) []erro
 	if len(recs) == 0 {
 		return errs
 	}
-	lease := newLease()
+	lease := d.owner.lease()
 	states, err := d.dedup.Claim(ctx, keys, lease)
 	if err != nil {
 		d.log.Error("dedup store unavailable", "error", err)

@@ -104,7 +104,7 @@ func TestMemoryDedupFullSizeIsNotScanned(t *testing.T) {
 		for j := range keys {
 			keys[j] = fmt.Sprintf("https://llm-proxy.example/proxy\x00%08x-8b2e-4c55-9a53-%012x", i+j, i+j)
 		}
-		lease := newLease()
+		lease := Owner{}.lease()
 		if _, err := d.Claim(ctx, keys, lease); err != nil {
 			t.Fatal(err)
 		}

@@ -33,8 +33,11 @@ type ConsumerOptions struct {
 	Block       time.Duration // XREADGROUP BLOCK (5s)
 	ClaimIdle   time.Duration // reclaim entries idle this long at other consumers (30s)
 	MaxAttempts int           // failed deliveries before dead-lettering (5)
-	Backoff     time.Duration // first wait after a failed batch (500ms), doubling with jitter
+	Backoff     time.Duration // first wait before retrying a failed event (500ms), doubling with jitter
 	MaxBackoff  time.Duration // cap (30s)
+	// InFlightWait caps the wait before looking again at an event whose
+	// delivery is under way elsewhere (1s); the wait starts at Backoff.
+	InFlightWait time.Duration
 }
 
 // Consumer reads events from a Redis stream with a consumer group and hands
@@ -43,6 +46,16 @@ type ConsumerOptions struct {
 // restart, reclaims entries of dead consumers (XAUTOCLAIM after ClaimIdle),
 // and moves an entry that failed MaxAttempts times (or is poison) to the
 // dead-letter stream.
+//
+// An entry that must be retried waits on its own, without holding back the
+// entries after it: it stays pending (in the consumer's PEL) and is read
+// again when its time comes, while the consumer goes on with new entries.
+// A failed delivery counts an attempt and waits Backoff, doubling up to
+// MaxBackoff; a delivery under way elsewhere (dispatcher.ErrInFlight) is no
+// failure: it is looked at again after Backoff, doubling up to
+// InFlightWait, as long as it takes, and never dead-lettered for it. The
+// consumer backs off as a whole only when a batch failed without any entry
+// getting through (the backend is down).
 type Consumer struct {
 	rdb  redis.UniversalClient
 	d    Delivery
@@ -51,6 +64,21 @@ type Consumer struct {
 
 	claimCursor string
 	lastClaim   time.Time
+
+	// Own pending entries left for a retry, and when each is due. The PEL
+	// is read again (a scan from scanFrom) when one is due, and once at the
+	// start for the entries a former run of this consumer left.
+	later     map[string]retryAt
+	scanning  bool
+	scanFrom  string
+	scanSince time.Time
+}
+
+// retryAt is when to deliver a pending entry again; inFlight counts how
+// often in a row it was found under way elsewhere.
+type retryAt struct {
+	at       time.Time
+	inFlight int
 }
 
 // Dead-letter entry fields.
@@ -90,10 +118,15 @@ func NewConsumer(rdb redis.UniversalClient, d Delivery, opts ConsumerOptions, lo
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
+	if opts.InFlightWait <= 0 {
+		opts.InFlightWait = time.Second
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{rdb: rdb, d: d, opts: opts, log: log, claimCursor: "0-0"}, nil
+	c := &Consumer{rdb: rdb, d: d, opts: opts, log: log, claimCursor: "0-0", later: map[string]retryAt{}}
+	c.rescan()
+	return c, nil
 }
 
 func (c *Consumer) attemptsKey() string { return c.opts.Stream + ":attempts:" + c.opts.Group }
@@ -123,6 +156,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			c.log.Error("dispatch consumer", "error", err)
+			c.rescan() // what was pending may not be known as such
 		}
 		if err != nil || !progressed {
 			failures++
@@ -134,11 +168,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// Step reads one batch (own pending entries first, then reclaimed ones,
-// then new ones, blocking up to Block) and handles it. progressed is false
-// when some entries must be retried (the caller backs off).
+// Step reads one batch (own pending entries that are due first, then
+// reclaimed ones, then new ones, blocking up to Block or until a pending
+// entry is due) and handles it. progressed is false when the batch failed
+// with no entry getting through (the caller backs off).
 func (c *Consumer) Step(ctx context.Context) (progressed bool, err error) {
-	msgs, err := c.read(ctx, "0", -1)
+	msgs, err := c.duePending(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -150,7 +185,13 @@ func (c *Consumer) Step(ctx context.Context) (progressed bool, err error) {
 		}
 	}
 	if len(msgs) == 0 {
-		if msgs, err = c.read(ctx, ">", c.opts.Block); err != nil {
+		block := c.opts.Block
+		if at, ok := c.nextDue(); ok {
+			if block = min(block, time.Until(at)); block < time.Millisecond {
+				return true, nil // a pending entry is due: read it first
+			}
+		}
+		if msgs, err = c.read(ctx, ">", block); err != nil {
 			return false, err
 		}
 		if len(msgs) == 0 {
@@ -158,6 +199,61 @@ func (c *Consumer) Step(ctx context.Context) (progressed bool, err error) {
 		}
 	}
 	return c.handle(ctx, msgs)
+}
+
+// rescan makes the next Step read the whole PEL again, from its start.
+func (c *Consumer) rescan() {
+	c.scanning, c.scanFrom, c.scanSince = true, "0", time.Now()
+}
+
+// nextDue is when the first entry left for a retry is due.
+func (c *Consumer) nextDue() (time.Time, bool) {
+	var first time.Time
+	for _, r := range c.later {
+		if first.IsZero() || r.at.Before(first) {
+			first = r.at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// duePending returns the next batch of own pending entries that are due:
+// during a scan of the PEL (started when an entry is due, or by rescan), the
+// entries read that are not waiting for a later retry.
+func (c *Consumer) duePending(ctx context.Context) ([]redis.XMessage, error) {
+	now := time.Now()
+	if !c.scanning {
+		if at, ok := c.nextDue(); !ok || now.Before(at) {
+			return nil, nil
+		}
+		c.rescan()
+	}
+	for {
+		msgs, err := c.read(ctx, c.scanFrom, -1)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) == 0 { // the scan is over
+			c.scanning = false
+			for id, r := range c.later {
+				if !r.at.After(c.scanSince) {
+					delete(c.later, id) // due, yet no longer ours: acknowledged or reclaimed elsewhere
+				}
+			}
+			return nil, nil
+		}
+		c.scanFrom = msgs[len(msgs)-1].ID
+		due := msgs[:0]
+		for _, m := range msgs {
+			if r, ok := c.later[m.ID]; ok && now.Before(r.at) {
+				continue
+			}
+			due = append(due, m)
+		}
+		if len(due) > 0 {
+			return due, nil
+		}
+	}
 }
 
 func (c *Consumer) read(ctx context.Context, id string, block time.Duration) ([]redis.XMessage, error) {
@@ -191,6 +287,9 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, error) {
 		return nil, fmt.Errorf("xautoclaim: %w", err)
 	}
 	c.claimCursor = next
+	if next != "0-0" {
+		c.lastClaim = time.Time{} // more to look at: go on at the next step
+	}
 	if len(deleted) > 0 { // trimmed from the stream while pending: nothing left to deliver
 		c.log.Warn("pending events were trimmed from the stream before delivery", "count", len(deleted))
 		if err := c.rdb.XAck(ctx, c.opts.Stream, c.opts.Group, deleted...).Err(); err != nil {
@@ -203,7 +302,8 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, error) {
 	return msgs, nil
 }
 
-// handle delivers msgs and acknowledges what is done.
+// handle delivers msgs, acknowledges what is done, dead-letters what never
+// will be, and leaves the rest pending for a later retry.
 func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, error) {
 	var evs []event.Event
 	var evMsgs []redis.XMessage
@@ -222,7 +322,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, err
 		}
 		evs, evMsgs = append(evs, ev), append(evMsgs, m)
 	}
-	var retry []redis.XMessage
+	var retry, inFlight []redis.XMessage
 	var retryErrs []error
 	if len(evs) > 0 {
 		errs := c.d.DeliverBatch(ctx, evs)
@@ -232,6 +332,8 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, err
 				ack = append(ack, evMsgs[i].ID)
 			case errors.Is(err, dispatcher.ErrPoison):
 				dead = append(dead, deadLetter{msg: evMsgs[i], raw: evMsgs[i].Values[events.StreamField].(string), err: err, attempts: 1})
+			case errors.Is(err, dispatcher.ErrInFlight):
+				inFlight = append(inFlight, evMsgs[i])
 			default:
 				retry = append(retry, evMsgs[i])
 				retryErrs = append(retryErrs, err)
@@ -239,6 +341,16 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, err
 		}
 	}
 	ctx = context.WithoutCancel(ctx) // bookkeeping must not be cut half-way
+	now := time.Now()
+	for _, m := range inFlight { // not a failed attempt: look again later
+		r := c.later[m.ID]
+		r.inFlight++
+		r.at = now.Add(events.Backoff(c.opts.Backoff, c.opts.InFlightWait, r.inFlight))
+		c.later[m.ID] = r
+	}
+	if len(inFlight) > 0 {
+		c.log.Info("events being delivered elsewhere, will look again", "count", len(inFlight))
+	}
 	if len(retry) > 0 {
 		pipe := c.rdb.Pipeline()
 		cmds := make([]*redis.IntCmd, len(retry))
@@ -249,9 +361,12 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, err
 			return len(ack) > 0, fmt.Errorf("count attempts: %w", err)
 		}
 		for i, m := range retry {
-			if n := cmds[i].Val(); n >= int64(c.opts.MaxAttempts) {
+			n := cmds[i].Val()
+			if n >= int64(c.opts.MaxAttempts) {
 				dead = append(dead, deadLetter{msg: m, raw: m.Values[events.StreamField].(string), err: retryErrs[i], attempts: n})
+				continue
 			}
+			c.later[m.ID] = retryAt{at: now.Add(events.Backoff(c.opts.Backoff, c.opts.MaxBackoff, int(n)))}
 		}
 		c.log.Warn("events not delivered, will retry", "count", len(retry), "error", retryErrs[0])
 	}
@@ -277,8 +392,11 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage) (bool, err
 		if _, err := pipe.Exec(ctx); err != nil {
 			return false, fmt.Errorf("xack: %w", err)
 		}
+		for _, id := range ack {
+			delete(c.later, id)
+		}
 	}
-	return len(retry) == 0, nil
+	return len(retry) == 0 || len(ack) > 0, nil
 }
 
 type deadLetter struct {

@@ -114,7 +114,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 			fmt.Fprintf(stderr, "llm-proxy dispatch: unexpected argument %q\n\n%s", fs.Arg(0), usageText)
 			return ExitUsage
 		}
-		return consume(ctx, rdb, cfg, ev, log, stderr)
+		return consume(ctx, rdb, cfg, ev, log, stdout, stderr)
 	case "list":
 		dls, err := ListDeadLetters(ctx, rdb, ev.DeadLetterKey(), *count)
 		if err != nil {
@@ -151,7 +151,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 	return ExitUsage
 }
 
-func consume(ctx context.Context, rdb *redis.Client, cfg config.Config, ev config.Events, log *slog.Logger, stderr io.Writer) int {
+func consume(ctx context.Context, rdb *redis.Client, cfg config.Config, ev config.Events, log *slog.Logger, stdout, stderr io.Writer) int {
 	b, err := dispatcher.NewBackend(dispatcher.BackendConfigFrom(ev))
 	if err != nil {
 		fmt.Fprintf(stderr, "llm-proxy dispatch: %v\n", err)
@@ -160,21 +160,22 @@ func consume(ctx context.Context, rdb *redis.Client, cfg config.Config, ev confi
 	if c, ok := b.(io.Closer); ok {
 		defer c.Close()
 	}
-	d, err := dispatcher.New(dispatcher.Deps{
-		Backend: b,
-		Dedup: dispatcher.NewRedisDedup(rdb, cfg.Redis.KeyPrefix+"dispatch:"+ev.ConsumerGroup+":",
-			ev.DedupTTL, 2*ev.DispatcherTimeout),
-		Log: log,
-	})
+	if b, err = pauseHook(b, os.Getenv(TestPauseEnv), stdout); err != nil {
+		fmt.Fprintf(stderr, "llm-proxy dispatch: %v\n", err)
+		return ExitUsage
+	}
+	name, release := consumerName(ev.ConsumerName, streamGroup{cfg.Redis.KeyPrefix, ev.StreamKey, ev.ConsumerGroup}, b.Name(), log)
+	defer release()
+	owner := dispatcher.NewOwner(name)
+	dedup := dispatcher.NewRedisDedup(rdb, cfg.Redis.KeyPrefix+"dispatch:"+ev.ConsumerGroup+":", ev.DedupTTL, 2*ev.DispatcherTimeout).
+		TrackOwners(cfg.Redis.KeyPrefix+"dispatch-consumers:"+ev.ConsumerGroup+":", OwnerTTL(ev.StreamClaimTime))
+	d, err := dispatcher.New(dispatcher.Deps{Backend: b, Dedup: dedup, Owner: owner, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "llm-proxy dispatch: %v\n", err)
 		return ExitError
 	}
-	name := ev.ConsumerName
-	if name == "" {
-		host, _ := os.Hostname()
-		name = fmt.Sprintf("dispatcher-%s-%s-%d", b.Name(), host, os.Getpid())
-	}
+	stopAlive := dedup.KeepAlive(ctx, owner, log)
+	defer stopAlive()
 	c, err := NewConsumer(rdb, d, ConsumerOptions{
 		Stream: ev.StreamKey, Group: ev.ConsumerGroup, Consumer: name, DeadLetter: ev.DeadLetterKey(),
 		BatchSize: ev.StreamBatchSize, Block: ev.StreamBlockTime, ClaimIdle: ev.StreamClaimTime,
@@ -189,4 +190,13 @@ func consume(ctx context.Context, rdb *redis.Client, cfg config.Config, ev confi
 		return ExitError
 	}
 	return ExitOK
+}
+
+// OwnerTTL is how long a dispatcher that stopped renewing its liveness (it
+// died) still counts as running for the others of its group: a third of
+// REDIS_STREAM_CLAIM_TIME (claimTime), within 1 to 10 s. From a claim time
+// of 1 s up it is at most the claim time, so the owner of an event another
+// dispatcher reclaims (idle that long) is known dead by then.
+func OwnerTTL(claimTime time.Duration) time.Duration {
+	return min(max(claimTime/3, time.Second), 10*time.Second)
 }
