@@ -88,19 +88,28 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	h.toDashboard(w, r)
 }
 
-// logout ends the session (POST with the form token).
-func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+// signOutForm returns the session of a sign-out form post (POST with the
+// form token); false when it has answered (no session: to the sign-in page;
+// a missing or wrong form token: 403).
+func (h *handler) signOutForm(w http.ResponseWriter, r *http.Request) (session, bool) {
 	s, err := h.sessions.load(w, r)
 	if err != nil {
 		h.redirect(w, r, "/auth/login")
-		return
+		return session{}, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBytes)
 	if err := r.ParseForm(); err != nil || !validCSRF(s, r.PostForm.Get("csrf_token")) {
 		h.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Reload the page and try again.")
-		return
+		return session{}, false
 	}
-	h.endSession(w, r, s)
+	return s, true
+}
+
+// logout ends the session (POST with the form token).
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	if s, ok := h.signOutForm(w, r); ok {
+		h.endSession(w, r, s)
+	}
 }
 
 // logoutGet signs out on a same-origin navigation (the original's GET
@@ -153,14 +162,7 @@ func (h *handler) endSession(w http.ResponseWriter, r *http.Request, s session) 
 // logoutEverywhere ends every admin session, on every device and instance
 // (POST with the form token).
 func (h *handler) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
-	s, err := h.sessions.load(w, r)
-	if err != nil {
-		h.redirect(w, r, "/auth/login")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBytes)
-	if err := r.ParseForm(); err != nil || !validCSRF(s, r.PostForm.Get("csrf_token")) {
-		h.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Reload the page and try again.")
+	if _, ok := h.signOutForm(w, r); !ok {
 		return
 	}
 	n, err := h.sessions.endAll(w, r)
