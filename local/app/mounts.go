@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -89,6 +91,17 @@ func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, 
 	adminCfg, err := adminui.WithSessionKey(cfg.Admin, kr.DeriveKey)
 	if err != nil {
 		return false, err
+	}
+	if cfg.Server.ManagementToken == "" {
+		// The generated token is known by its digest (managementVerifier
+		// stored it before): sessions of an earlier token are refused.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		digest, err := st.GetSetting(ctx, settingManagementTokenHash)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("admin ui: read the management token's digest: %w", err)
+		}
+		adminCfg = adminCfg.WithManagementTokenDigest(digest)
 	}
 	base := adminCfg.ServePath()
 	h, err := adminui.New(adminui.Deps{

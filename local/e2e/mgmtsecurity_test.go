@@ -136,7 +136,21 @@ func TestServeAdminSessionsEnd(t *testing.T) {
 	if ok, _ := dashboard(kept); ok {
 		t.Fatal("a session survives the rotation of MANAGEMENT_TOKEN")
 	}
-	if ok, _ := dashboard(signIn(rotatedToken)); !ok {
+	rotated := signIn(rotatedToken)
+	if ok, _ := dashboard(rotated); !ok {
 		t.Fatal("the new token's session is refused")
+	}
+	// From MANAGEMENT_TOKEN to the token serve generates: the sessions of
+	// the configured one end too.
+	restart(map[string]string{})
+	if ok, _ := dashboard(rotated); ok {
+		t.Fatal("a session survives the switch to the generated token")
+	}
+	generated := mgmtTokenRE.FindStringSubmatch(s.Stdout())
+	if generated == nil {
+		t.Fatalf("no generated token printed: %s", s.Stdout())
+	}
+	if ok, _ := dashboard(signIn(generated[1])); !ok {
+		t.Fatal("the generated token's session is refused")
 	}
 }
