@@ -12,6 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -80,6 +83,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer st.Close()
+	if l, ok := st.(secrets.KeyIDLister); ok {
+		if err := kr.CheckStore(ctx, l); err != nil {
+			return err
+		}
+	}
 	rdb := redisconn.New(cfg.Redis)
 	if rdb != nil {
 		defer rdb.Close()
@@ -166,6 +174,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 // (created, mode 0600, on the first start).
 func serveEncryptionKey(cfg config.Config, log *slog.Logger) (string, error) {
 	if cfg.Secrets.EncryptionKey != "" {
+		path := filepath.Join(cfg.Server.DataDir, secrets.KeyFileName)
+		if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != strings.TrimSpace(cfg.Secrets.EncryptionKey) {
+			log.Warn("ENCRYPTION_KEY is set and differs from the key file, which is ignored: if the database was written with the key file's key, "+
+				"this start is refused; set ENCRYPTION_KEY to the file's key, or remove the file once nothing needs it", "path", path)
+		}
 		return cfg.Secrets.EncryptionKey, nil
 	}
 	key, created, err := secrets.LoadOrCreateKeyFile(cfg.Server.DataDir)

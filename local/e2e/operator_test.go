@@ -216,3 +216,65 @@ func TestReadOnlyCommandsNeverCreateADatabase(t *testing.T) {
 		t.Errorf("audit verify on an empty database: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestWrongEncryptionKeyRefusesToStart: serve started with an ENCRYPTION_KEY
+// other than the one the database was written with (here the key file's)
+// refuses to start with a message naming ENCRYPTION_KEY and
+// ENCRYPTION_KEY_PREVIOUS, and warns that the key file differs; with the old
+// key listed as previous it starts. A function (through
+// functions/internal/deployable) refuses the same way.
+func TestWrongEncryptionKeyRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"DATA_DIR": dir, "DATABASE_PATH": filepath.Join(dir, "llm-proxy.db"), "MANAGEMENT_TOKEN": operatorToken}
+	s := startServeEnv(t, env)
+	if code := api(t, "POST", s.URL+"/manage/projects", operatorToken, map[string]any{"name": "keyed", "api_key": "sk-keyed-0123456789abcdef"}, nil); code != http.StatusCreated {
+		t.Fatalf("create project: %d", code)
+	}
+	s.Signal(syscall.SIGTERM)
+	s.Wait(30 * time.Second)
+	fileKey, err := os.ReadFile(filepath.Join(dir, "encryption.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := cli(t, nil, "keygen")
+	other = strings.TrimSpace(other)
+
+	wrong := map[string]string{"ENCRYPTION_KEY": other, "LISTEN_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		wrong[k] = v
+	}
+	_, stderr, code := cli(t, wrong, "serve")
+	if code == 0 || !strings.Contains(stderr, "ENCRYPTION_KEY_PREVIOUS") || !strings.Contains(stderr, "Set ENCRYPTION_KEY to the key the database was written with") {
+		t.Errorf("serve with another ENCRYPTION_KEY: exit %d, stderr:\n%s\nwant a refusal naming ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS", code, stderr)
+	}
+	if !strings.Contains(stderr, "differs from the key file") {
+		t.Errorf("no warning that ENCRYPTION_KEY and the key file differ:\n%s", stderr)
+	}
+
+	wrong["ENCRYPTION_KEY_PREVIOUS"] = strings.TrimSpace(string(fileKey))
+	delete(wrong, "LISTEN_ADDR")
+	again := startServeEnv(t, wrong)
+	if code := api(t, "GET", again.URL+"/manage/projects", operatorToken, nil, nil); code != http.StatusOK {
+		t.Errorf("with the old key as previous: %d", code)
+	}
+	again.Signal(syscall.SIGTERM)
+	again.Wait(30 * time.Second)
+
+	// A function on PostgreSQL: the database written under one key, the
+	// function started with another.
+	testenv.NeedsService(t, "PostgreSQL")
+	fenv := map[string]string{"DB_DRIVER": "postgres", "DATABASE_URL": testenv.PostgresURL(t), "MANAGEMENT_TOKEN": operatorToken,
+		"ENCRYPTION_KEY": strings.TrimSpace(string(fileKey))}
+	if out, stderr, code := cli(t, fenv, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up: %s %s", out, stderr)
+	}
+	projects, _ := function(t, "manage-projects", fenv)
+	if code := api(t, "POST", projects+"/manage/projects", operatorToken, map[string]any{"name": "keyed", "api_key": "sk-keyed-0123456789abcdef"}, nil); code != http.StatusCreated {
+		t.Fatalf("create project via the function: %d", code)
+	}
+	fenv["ENCRYPTION_KEY"], fenv["PORT"] = other, freePort(t)
+	p := start(t, binary(t, "./functions/proxy/cmd"), fenv)
+	if code := p.Wait(30 * time.Second); code == 0 || !strings.Contains(p.Stderr(), "ENCRYPTION_KEY_PREVIOUS") {
+		t.Errorf("proxy function with another ENCRYPTION_KEY: exit %d, stderr:\n%s", code, p.Stderr())
+	}
+}

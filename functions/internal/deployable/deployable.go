@@ -3,11 +3,13 @@
 // ENCRYPTION_KEY, the PostgreSQL store and, when REDIS_ADDR is set, the
 // Redis client; and it serves a function's handler on :$PORT with the
 // process runtime, ready when the database and Redis answer. Only the
-// function mains import it; nothing here dials.
+// function mains import it; Open asks the database one question (can the
+// configured keys read it?) and otherwise nothing here dials.
 package deployable
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,7 +32,9 @@ type Resources struct {
 }
 
 // Open builds the resources; Close releases them after the server drained.
-// The pool and the client connect on first use.
+// It checks, in one query, that ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS
+// can read the database's upstream keys (secrets.ErrWrongKey otherwise);
+// the Redis client connects on first use.
 func Open(ctx context.Context, cfg config.Config) (*Resources, error) {
 	kr, err := secrets.KeyringFromConfig(cfg.Secrets, "")
 	if err != nil {
@@ -38,6 +42,13 @@ func Open(ctx context.Context, cfg config.Config) (*Resources, error) {
 	}
 	st, err := postgres.Open(ctx, cfg.Database)
 	if err != nil {
+		return nil, err
+	}
+	// One query: refuse to start with keys that cannot read the database
+	// (every token would answer 401). A database that does not answer yet is
+	// readiness's business, not a reason to stop.
+	if err := kr.CheckStore(ctx, st); errors.Is(err, secrets.ErrWrongKey) {
+		st.Close()
 		return nil, err
 	}
 	return &Resources{Keyring: kr, Store: st, Redis: redisconn.New(cfg.Redis)}, nil
