@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/llm-proxy/llm-proxy/shared/filelock"
 )
 
 // The file outbox's layout: a header (magic, then the offset of the oldest
@@ -71,7 +73,10 @@ func OpenFileOutbox(dir string, maxBytes int64, log *slog.Logger) (*FileOutbox, 
 		if err != nil {
 			return nil, fmt.Errorf("event outbox: %w", err)
 		}
-		locked, err := tryLock(f)
+		locked, err := filelock.TryLock(f)
+		if errors.Is(err, filelock.ErrUnsupported) { // one process per outbox directory there
+			locked, err = true, nil
+		}
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("event outbox: lock %s: %w", path, err)

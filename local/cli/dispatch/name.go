@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/llm-proxy/llm-proxy/shared/filelock"
 )
 
 // maxSlots bounds the default names one host hands out per stream and group.
@@ -38,7 +40,7 @@ func consumerName(configured string, ev streamGroup, service string, log *slog.L
 			log.Warn("no lock file for a stable consumer name: the name ends in the process id; set REDIS_CONSUMER_NAME", "error", err)
 			break
 		}
-		ok, err := tryLock(f)
+		ok, err := filelock.TryLock(f)
 		if ok {
 			return fmt.Sprintf("dispatcher-%s-%s-%d", service, host, n), func() { f.Close() }
 		}
