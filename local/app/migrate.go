@@ -23,7 +23,17 @@ const migrateUsage = `usage: llm-proxy migrate up|down|status|version|rotate-key
 
 func runMigrate(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, migrateUsage)
+		fmt.Fprintln(stderr, "llm-proxy migrate: missing subcommand (run `llm-proxy migrate --help` for usage)")
+		return 2
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, migrateUsage)
+		return 0
+	}
+	switch args[0] {
+	case "up", "down", "status", "version", "rotate-keys":
+	default:
+		fmt.Fprintf(stderr, "llm-proxy migrate: unknown subcommand %q (run `llm-proxy migrate --help` for usage)\n", args[0])
 		return 2
 	}
 	cfg, ok := loadConfig(ctx, lookupEnv, stderr)
@@ -64,11 +74,14 @@ func runMigrate(ctx context.Context, args []string, lookupEnv func(string) (stri
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "re-encrypted %d upstream key(s) under the current ENCRYPTION_KEY\n", n)
+		noun := "upstream keys"
+		if n == 1 {
+			noun = "upstream key"
+		}
+		fmt.Fprintf(stdout, "re-encrypted %d %s under the current ENCRYPTION_KEY\n", n, noun)
 		return 0
 	}
-	fmt.Fprintf(stderr, "llm-proxy migrate: unknown subcommand %q\n%s", args[0], migrateUsage)
-	return 2
+	return 2 // unreachable: the subcommand was checked above
 }
 
 func printStatus(ctx context.Context, driver, dsn string, stdout, stderr io.Writer) int {

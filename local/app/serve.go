@@ -45,10 +45,23 @@ import (
 // token, so the next start accepts the same token without storing it.
 const settingManagementTokenHash = "management_token_sha256"
 
+const serveUsage = `usage: llm-proxy serve
+
+Starts every function in one process: the proxy (/v1), the management API
+(/manage), the admin UI (ADMIN_UI_PATH, default /admin), health (/health,
+/ready, /live) and metrics (/metrics). It takes no arguments: it is configured
+with environment variables (LISTEN_ADDR, DATA_DIR, DATABASE_PATH,
+ENCRYPTION_KEY, MANAGEMENT_TOKEN, OPENAI_API_URL, …; see the README).
+`
+
 // runServe starts every function in one process on the embedded default.
 func runServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		fmt.Fprintf(stderr, "llm-proxy serve takes no arguments (configure it with environment variables), got %q\n", args)
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, serveUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "llm-proxy serve takes no arguments (configure it with environment variables), got %q (run `llm-proxy serve --help` for usage)\n", args)
 		return 2
 	}
 	cfg, ok := loadConfig(ctx, lookupEnv, stderr)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -276,5 +277,71 @@ func TestWrongEncryptionKeyRefusesToStart(t *testing.T) {
 	p := start(t, binary(t, "./functions/proxy/cmd"), fenv)
 	if code := p.Wait(30 * time.Second); code == 0 || !strings.Contains(p.Stderr(), "ENCRYPTION_KEY_PREVIOUS") {
 		t.Errorf("proxy function with another ENCRYPTION_KEY: exit %d, stderr:\n%s", code, p.Stderr())
+	}
+}
+
+// TestCLIUsageAndWording drives the binary: usage errors are one line with
+// a hint to --help, --help exits 0 everywhere, a page size above the maximum
+// is refused like one that is not a number, counts read right, and --json
+// shows <, > and & as themselves.
+func TestCLIUsageAndWording(t *testing.T) {
+	oneLine := func(args ...string) {
+		t.Helper()
+		out, stderr, code := cli(t, nil, args...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "--help") {
+			t.Errorf("llm-proxy %v: exit %d, stdout %q, stderr %q; want exit 2 and one line with a hint to --help", args, code, out, stderr)
+		}
+	}
+	oneLine()
+	oneLine("bogus")
+	oneLine("migrate")
+	oneLine("migrate", "bogus")
+	oneLine("serve", "now")
+	oneLine("keygen", "extra")
+	oneLine("audit", "bogus")
+	oneLine("audit", "verify", "--bogus")
+	oneLine("manage", "project", "lst")
+	oneLine("manage", "projects")
+	for args, want := range map[string]string{
+		"--help": "dispatch", "migrate --help": "rotate-keys", "serve --help": "LISTEN_ADDR", "keygen --help": "ENCRYPTION_KEY",
+		"audit --help": "--file", "audit verify --help": "--json", "manage --help": "usage show", "manage token list --help": "--page-size",
+	} {
+		out, stderr, code := cli(t, nil, strings.Fields(args)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("llm-proxy %s: exit %d, stdout %q, stderr %q; want exit 0 and a help that mentions %s", args, code, out, stderr, want)
+		}
+	}
+
+	s := startServe(t, t.TempDir(), map[string]string{"MANAGEMENT_TOKEN": operatorToken})
+	env := map[string]string{"MANAGEMENT_TOKEN": operatorToken, "MANAGEMENT_API_BASE_URL": s.URL}
+	manage := func(wantCode int, args ...string) string {
+		t.Helper()
+		out, stderr, code := cli(t, env, append([]string{"manage"}, args...)...)
+		if code != wantCode {
+			t.Fatalf("manage %v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, out, stderr)
+		}
+		return out + stderr
+	}
+	for _, size := range []string{"abc", "500", "0"} {
+		if out := manage(2, "project", "list", "--page-size", size); !strings.Contains(out, "page-size") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("--page-size %s: %q, want one line naming the flag", size, out)
+		}
+	}
+	var project struct {
+		ID string `json:"id"`
+	}
+	out := manage(0, "--json", "project", "create", "--name", "a<b>&c", "--api-key", "sk-cli-upstream-key-0123456789")
+	if strings.Contains(out, `\u003c`) || strings.Contains(out, `\u0026`) || !strings.Contains(out, `"a<b>&c"`) {
+		t.Errorf("--json shows escapes: %s", out)
+	}
+	if err := json.Unmarshal([]byte(out), &project); err != nil {
+		t.Fatal(err)
+	}
+	manage(0, "token", "generate", "--project-id", project.ID, "--duration", "1h")
+	if out := manage(0, "project", "revoke-tokens", project.ID); !strings.Contains(out, "Revoked 1 token (") {
+		t.Errorf("revoke-tokens: %q, want \"Revoked 1 token (\"", out)
+	}
+	if out := manage(0, "cache", "purge", "--all"); !strings.Contains(out, "cached responses") && !strings.Contains(out, "1 cached response.") {
+		t.Errorf("cache purge: %q", out)
 	}
 }

@@ -56,15 +56,18 @@ func Run(ctx context.Context, args []string, cfg config.Config, stdout, stderr i
 			fmt.Fprint(stdout, usageText)
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "llm-proxy audit: unknown or missing subcommand\n\n%s", usageText)
+		fmt.Fprintln(stderr, "llm-proxy audit: unknown or missing subcommand (run `llm-proxy audit --help` for usage)")
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	file := fs.String("file", cfg.Audit.LogFile, "audit file to check the database against")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "llm-proxy audit verify: bad arguments\n\n%s", usageText)
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText)
+		return ExitOK
+	} else if err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "llm-proxy audit verify: bad arguments (run `llm-proxy audit --help` for usage)")
 		return ExitUsage
 	}
 	// A read-only command: a missing database is said, never created.

@@ -52,7 +52,7 @@ func TestVerify(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res["ok"] != false {
 		t.Fatalf("tampered json: %d %q", code, out)
 	}
-	if code, _, errOut := run("frobnicate"); code != 2 || !strings.Contains(errOut, "Usage") {
+	if code, _, errOut := run("frobnicate"); code != 2 || !strings.Contains(errOut, "--help") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Fatalf("usage: %d %q", code, errOut)
 	}
 	if code, _, errOut := run("verify", "extra"); code != 2 || errOut == "" {

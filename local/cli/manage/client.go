@@ -116,8 +116,36 @@ func (c *call) printJSON(b []byte) error {
 		return err
 	}
 	buf.WriteByte('\n')
-	_, err := c.out.Write(buf.Bytes())
+	_, err := c.out.Write(unescapeHTML(buf.Bytes()))
 	return err
+}
+
+// unescapeHTML undoes encoding/json's HTML escaping (\u003c, \u003e,
+// \u0026) in JSON text meant for a terminal; an escaped backslash followed
+// by "u003e" stays as it is.
+func unescapeHTML(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			switch string(b[i+2 : i+6]) {
+			case "003c", "003C":
+				out, i = append(out, '<'), i+5
+				continue
+			case "003e", "003E":
+				out, i = append(out, '>'), i+5
+				continue
+			case "0026":
+				out, i = append(out, '&'), i+5
+				continue
+			}
+		}
+		out, i = append(out, b[i], b[i+1]), i+1 // any other escape, kept whole
+	}
+	return out
 }
 
 func (c *call) printValue(v any) error {

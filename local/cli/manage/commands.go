@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -108,16 +109,33 @@ func simple(method, pathFmt string, show func(c *call, r *response) error) func(
 	}
 }
 
+// maxPageSize is the management API's largest page (store.MaxPageSize).
+const maxPageSize = 100
+
+// boundedInt is a flag value: a whole number from lo to hi, else a usage
+// error, the same for 500 as for abc.
+func boundedInt(dst *int, lo, hi int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*dst = n
+		return nil
+	}
+}
+
 // pageFlags registers --page and --page-size.
 func pageFlags(fs *flag.FlagSet) func(q url.Values) {
-	page := fs.Int("page", 0, "page number (from 1)")
-	size := fs.Int("page-size", 0, "page size (at most 100)")
+	var page, size int
+	fs.Func("page", "page number (from 1)", boundedInt(&page, 1, math.MaxInt32))
+	fs.Func("page-size", fmt.Sprintf("page size (1 to %d)", maxPageSize), boundedInt(&size, 1, maxPageSize))
 	return func(q url.Values) {
-		if *page != 0 {
-			q.Set("page", strconv.Itoa(*page))
+		if page != 0 {
+			q.Set("page", strconv.Itoa(page))
 		}
-		if *size != 0 {
-			q.Set("page_size", strconv.Itoa(*size))
+		if size != 0 {
+			q.Set("page_size", strconv.Itoa(size))
 		}
 	}
 }
@@ -519,7 +537,7 @@ func auditList(fs *flag.FlagSet) func(context.Context, *call, []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(c.out, "(page %d of %d, %d events)\n", res.Pagination.Page, max(res.Pagination.TotalPages, 1), res.Pagination.TotalCount)
+		_, err = fmt.Fprintf(c.out, "(page %d of %d, %s)\n", res.Pagination.Page, max(res.Pagination.TotalPages, 1), plural(res.Pagination.TotalCount, "event", "events"))
 		return err
 	}
 }
@@ -556,7 +574,7 @@ func cachePurge(fs *flag.FlagSet) func(context.Context, *call, []string) error {
 		if err := r.decode(&res); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(c.out, "Purged %d cached responses.\n", res.Deleted)
+		_, err = fmt.Fprintf(c.out, "Purged %s.\n", plural(res.Deleted, "cached response", "cached responses"))
 		return err
 	}
 }
@@ -609,7 +627,7 @@ func printRevoke(c *call, r *response) error {
 	if err := r.decode(&res); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(c.out, "Revoked %d tokens (%d already revoked, %d in total).\n", res.Revoked, res.AlreadyRevoked, res.Total)
+	_, err := fmt.Fprintf(c.out, "Revoked %s (%d already revoked, %d in total).\n", plural(res.Revoked, "token", "tokens"), res.AlreadyRevoked, res.Total)
 	return err
 }
 

@@ -114,7 +114,7 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 		fmt.Fprint(stdout, usageText)
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "llm-proxy manage: %s\n\n%s", ue.msg, usageText)
+		fmt.Fprintf(stderr, "llm-proxy manage: %s (run `llm-proxy manage --help` for usage)\n", ue.msg)
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "llm-proxy manage: %s\n", err)
@@ -156,7 +156,7 @@ func run(ctx context.Context, g *globals, args []string, stdout io.Writer) error
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("missing resource (project, token, audit or cache)")
+		return usagef("missing resource (project, token, audit, cache or usage)")
 	}
 	if rest[0] == "help" {
 		return flag.ErrHelp

@@ -49,7 +49,7 @@ func usageShow(fs *flag.FlagSet) func(context.Context, *call, []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(c.out, "(since %s, %d projects with usage)\n", res.Since, len(res.Projects))
+		_, err = fmt.Fprintf(c.out, "(since %s, %s with usage)\n", res.Since, plural(len(res.Projects), "project", "projects"))
 		return err
 	}
 }
