@@ -89,7 +89,9 @@ func TestFunctionsAsSeparateProcesses(t *testing.T) {
 	dispatcherURL, _ := function(t, "dispatcher", with(map[string]string{"FILE_EVENT_LOG": eventLog}))
 	projectsURL, _ := function(t, "manage-projects", common)
 	tokensURL, _ := function(t, "manage-tokens", common)
-	adminURL, _ := function(t, "admin-ui", common)
+	// Under /admin, as the Knative manifests route it (unset, it serves at
+	// the root: TestFunctionListenAddrAndRootUI).
+	adminURL, _ := function(t, "admin-ui", with(map[string]string{"ADMIN_UI_PATH": "/admin"}))
 	proxyURL, proxyProc := function(t, "proxy", with(map[string]string{
 		"OPENAI_API_URL":        up.URL,
 		"LLM_PROXY_EVENT_BUS":   "http",
