@@ -7,26 +7,19 @@ import (
 )
 
 func TestCheckStoredKeyIDs(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
-	only := func(cur string, prev ...string) *Keyring {
-		kr, err := NewKeyring(cur, prev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kr
-	}
-	idA, idB := only(a).CurrentKeyID(), only(b).CurrentKeyID()
+	a, b := newTestKey(t), newTestKey(t)
+	idA, idB := mustKeyring(t, a).CurrentKeyID(), mustKeyring(t, b).CurrentKeyID()
 	tests := []struct {
 		name   string
 		kr     *Keyring
 		stored []string
 		ok     bool
 	}{
-		{"empty database", only(a), nil, true},
-		{"written with the current key", only(a), []string{idA}, true},
-		{"mid-rotation, old key listed as previous", only(b, a), []string{idA, idB}, true},
-		{"another key", only(b), []string{idA}, false},
-		{"old key no longer listed", only(b), []string{idA, idB}, false},
+		{"empty database", mustKeyring(t, a), nil, true},
+		{"written with the current key", mustKeyring(t, a), []string{idA}, true},
+		{"mid-rotation, old key listed as previous", mustKeyring(t, b, a), []string{idA, idB}, true},
+		{"another key", mustKeyring(t, b), []string{idA}, false},
+		{"old key no longer listed", mustKeyring(t, b), []string{idA, idB}, false},
 	}
 	for _, tt := range tests {
 		err := tt.kr.CheckStoredKeyIDs(tt.stored)
@@ -41,13 +34,4 @@ func TestCheckStoredKeyIDs(t *testing.T) {
 			}
 		}
 	}
-}
-
-func mustKey(t *testing.T) string {
-	t.Helper()
-	k, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
