@@ -108,6 +108,8 @@ func mountAdmin(mux *http.ServeMux, cfg config.Config, svc *management.Service, 
 		Service: svc, Reader: st, VerifyManagementToken: verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
 		Redis: budget.Redis, RedisKeyPrefix: budget.KeyPrefix, Metrics: budget.Metrics,
+		// PUBLIC_BASE_URL + /v1 in the new-token example; unset: the request's origin
+		ProxyURL: cfg.Server.OpenAIBaseURL(),
 	})
 	if err != nil {
 		return false, err

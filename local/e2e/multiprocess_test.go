@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -91,7 +89,9 @@ func TestFunctionsAsSeparateProcesses(t *testing.T) {
 	tokensURL, _ := function(t, "manage-tokens", common)
 	// Under /admin, as the Knative manifests route it (unset, it serves at
 	// the root: TestFunctionListenAddrAndRootUI).
-	adminURL, _ := function(t, "admin-ui", with(map[string]string{"ADMIN_UI_PATH": "/admin"}))
+	// PUBLIC_BASE_URL: the proxy's host, which the admin UI's new-token
+	// example must show (this process does not answer /v1).
+	adminURL, _ := function(t, "admin-ui", with(map[string]string{"ADMIN_UI_PATH": "/admin", "PUBLIC_BASE_URL": "https://llm.example.com"}))
 	proxyURL, proxyProc := function(t, "proxy", with(map[string]string{
 		"OPENAI_API_URL":        up.URL,
 		"LLM_PROXY_EVENT_BUS":   "http",
@@ -154,20 +154,17 @@ func TestFunctionsAsSeparateProcesses(t *testing.T) {
 	}
 
 	// Sign in to the admin-ui process.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar}
-	resp, err := browser.PostForm(adminURL+"/admin/auth/login", url.Values{"management_token": {mgmt}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = browser.Get(adminURL + "/admin/dashboard")
+	browser := adminSignIn(t, adminURL+"/admin", mgmt)
+	resp, err := browser.Get(adminURL + "/admin/dashboard")
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := readAll(t, resp)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Dashboard") || !strings.Contains(page, "multi") {
 		t.Fatalf("admin-ui dashboard after sign-in: %d", resp.StatusCode)
+	}
+	if page := adminNewToken(t, adminURL+"/admin", mgmt, project.ID); !strings.Contains(page, "curl https://llm.example.com/v1/chat/completions") {
+		t.Errorf("admin-ui new-token page does not show PUBLIC_BASE_URL + /v1:\n%s", page)
 	}
 
 	// SIGTERM during a stream: the stream completes, its event is delivered,

@@ -33,6 +33,12 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE"},
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"},
 		{map[string]string{"RATE_LIMIT_BACKEND": "redis"}, "RATE_LIMIT_BACKEND"},
+		{map[string]string{"PUBLIC_BASE_URL": "llm.example.com"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"PUBLIC_BASE_URL": "ftp://llm.example.com"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"PUBLIC_BASE_URL": "https://"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"PUBLIC_BASE_URL": "https://llm.example.com/?a=1"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"PUBLIC_BASE_URL": "https://llm.example.com/#x"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"PUBLIC_BASE_URL": "https://user:pw@llm.example.com"}, "PUBLIC_BASE_URL"},
 		{map[string]string{"RATE_LIMIT_LEASE": "-1"}, "RATE_LIMIT_LEASE"},
 		{map[string]string{"RATE_LIMIT_LEASE": "1000000"}, "RATE_LIMIT_LEASE"},
 	}
@@ -43,6 +49,24 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: error must be one line: %q", tt.env, err)
+		}
+	}
+}
+
+func TestOpenAIBaseURL(t *testing.T) {
+	tests := []struct{ env, want string }{
+		{"", ""},
+		{"https://llm.example.com", "https://llm.example.com/v1"},
+		{"https://llm.example.com/", "https://llm.example.com/v1"},
+		{"http://10.0.0.1:8080/llm", "http://10.0.0.1:8080/llm/v1"},
+	}
+	for _, tt := range tests {
+		c, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"PUBLIC_BASE_URL": tt.env}))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.env, err)
+		}
+		if got := c.Server.OpenAIBaseURL(); got != tt.want {
+			t.Errorf("PUBLIC_BASE_URL=%q: OpenAIBaseURL() = %q, want %q", tt.env, got, tt.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -22,6 +23,18 @@ type Server struct {
 	ManagementToken   string        `env:"MANAGEMENT_TOKEN" desc:"Bearer token for the management API and the admin UI: at least 32 characters, not visibly weak (e.g. openssl rand -base64 32), else the start is refused. llm-proxy serve generates one when unset and prints it once."`
 	TrustedProxies    string        `env:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted for the client IP (empty: use the connection's address)."`
 	DataDir           string        `env:"DATA_DIR, default=./data" desc:"Directory for llm-proxy serve's generated files (key file, management token hash)."`
+	// PublicBaseURL is where clients reach the proxy (its /v1), when that is
+	// not the host the admin UI is served from (see OpenAIBaseURL).
+	PublicBaseURL string `env:"PUBLIC_BASE_URL" desc:"Public URL of the proxy, e.g. https://llm.example.com (absolute http or https; no query, fragment or user info): the admin UI's new-token usage example and the Use it line of llm-proxy manage token generate (read from the CLI's environment) show it + /v1. Unset: the admin UI's own origin, the CLI's management API origin."`
+}
+
+// OpenAIBaseURL is PublicBaseURL + "/v1" (a trailing slash of PublicBaseURL
+// dropped), or "" when PUBLIC_BASE_URL is unset.
+func (s Server) OpenAIBaseURL() string {
+	if s.PublicBaseURL == "" {
+		return ""
+	}
+	return strings.TrimRight(s.PublicBaseURL, "/") + "/v1"
 }
 
 // DefaultListenAddr is where llm-proxy serve listens when LISTEN_ADDR is
@@ -68,11 +81,32 @@ func (s Server) validate() error {
 			}
 		}
 	}
+	if err := checkPublicBaseURL(s.PublicBaseURL); err != nil {
+		return err
+	}
 	if err := checkManagementToken(s.ManagementToken); err != nil {
 		return err
 	}
 	if s.ShutdownGrace < 0 {
 		return invalid("SHUTDOWN_GRACE_PERIOD", "must not be negative", s.ShutdownGrace)
+	}
+	return nil
+}
+
+// checkPublicBaseURL accepts "" or an absolute http(s) URL with a host and
+// neither query, fragment nor user info.
+func checkPublicBaseURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Opaque != "":
+		return invalid("PUBLIC_BASE_URL", "must be an absolute http:// or https:// URL, e.g. https://llm.example.com", v)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#"):
+		return invalid("PUBLIC_BASE_URL", "must not have a query or fragment", v)
+	case u.User != nil:
+		return invalid("PUBLIC_BASE_URL", "must not carry user info", v)
 	}
 	return nil
 }

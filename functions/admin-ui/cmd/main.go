@@ -45,6 +45,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Service: plane.Service, Reader: res.Store, VerifyManagementToken: plane.Verify,
 		BasePath: base, Config: adminCfg, TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Log: log,
 		Redis: res.RedisClient(), RedisKeyPrefix: cfg.Redis.KeyPrefix, // the sign-in failure budget, shared
+		// PUBLIC_BASE_URL + /v1 in the new-token example; unset: the request's origin
+		ProxyURL: cfg.Server.OpenAIBaseURL(),
 	})
 	if err != nil {
 		return err

@@ -386,6 +386,7 @@ func tokenGenerate(fs *flag.FlagSet) func(context.Context, *call, []string) erro
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintf(c.out, "Use it: OPENAI_BASE_URL=%s OPENAI_API_KEY=%s\n", c.g.openAIBaseURL(), t.Token)
 		_, err = fmt.Fprintln(c.out, "Store the token now: it is not shown again.")
 		return err
 	}

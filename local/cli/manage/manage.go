@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -86,6 +87,9 @@ type globals struct {
 	baseURL string
 	token   string
 	json    bool
+	// publicURL is PUBLIC_BASE_URL: where clients reach the proxy, shown
+	// after token generate (empty: baseURL's origin).
+	publicURL string
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
@@ -105,6 +109,7 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 		g.baseURL = v
 	}
 	g.token = env("MANAGEMENT_TOKEN")
+	g.publicURL = env("PUBLIC_BASE_URL")
 	err := run(ctx, g, args, stdout)
 	var ue usageError
 	switch {
@@ -191,4 +196,18 @@ func run(ctx context.Context, g *globals, args []string, stdout io.Writer) error
 	}
 	c.client = &http.Client{Timeout: 30 * time.Second}
 	return body(ctx, c, pos)
+}
+
+// openAIBaseURL is the proxy's OpenAI base URL for the token generate hint:
+// PUBLIC_BASE_URL + /v1, else the management API's origin + /v1 (serve
+// answers both on one host).
+func (g *globals) openAIBaseURL() string {
+	if g.publicURL != "" {
+		return strings.TrimRight(g.publicURL, "/") + "/v1"
+	}
+	u, err := url.Parse(g.baseURL)
+	if err != nil || u.Host == "" {
+		return strings.TrimRight(g.baseURL, "/") + "/v1"
+	}
+	return u.Scheme + "://" + u.Host + "/v1"
 }
