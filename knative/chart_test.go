@@ -3,6 +3,7 @@ package knative
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -174,7 +175,7 @@ var chartCases = []chartCase{
 			for name, want := range map[string]string{
 				"DISPATCHER_SERVICE": "helicone", "DISPATCHER_TIMEOUT": "5s", "FILE_EVENT_LOG": "/var/log/llm-proxy/events.jsonl",
 				"DISPATCHER_FILE_MAX_BYTES": "1048576", "ADMIN_UI_SECURE_COOKIES": "auto", "OBSERVABILITY_CAPTURE_BODIES": "true",
-				"TRUSTED_PROXIES": "10.42.0.0/16",
+				"TRUSTED_PROXIES": "10.42.0.0/16", "PUBLIC_BASE_URL": "http://llm.internal.example.org",
 			} {
 				if got := e[name].Value; got != want {
 					t.Errorf("%s = %q, want %q", name, got, want)
@@ -261,6 +262,9 @@ func TestChartRenders(t *testing.T) {
 	}
 }
 
+// publicURLRE is the form of the chart's public URL (scheme and host).
+var publicURLRE = regexp.MustCompile(`^https?://[a-z0-9.-]+$`)
+
 // checkKnative checks the Knative shape: the five functions (one dispatcher
 // per backend), the proxy's streaming-safe settings, a Trigger per backend
 // on the Broker, a SinkBinding per publisher, and a route to each function.
@@ -297,6 +301,11 @@ func checkKnative(t *testing.T, r *rendering, backends []string) {
 	checkStreamingSafe(t, services["llm-proxy-proxy"])
 	if e := env(services["llm-proxy-admin-ui"].Spec.Template.Spec.Containers[0]); e["ADMIN_UI_PATH"].Value != "/admin" {
 		t.Errorf("admin-ui ADMIN_UI_PATH = %q", e["ADMIN_UI_PATH"].Value)
+	}
+	// The admin UI's new-token example must point at the proxy's public
+	// URL: the admin-ui service does not answer /v1.
+	if v := env(services["llm-proxy-admin-ui"].Spec.Template.Spec.Containers[0])["PUBLIC_BASE_URL"].Value; !publicURLRE.MatchString(v) {
+		t.Errorf("admin-ui PUBLIC_BASE_URL = %q, want the chart's URL (http(s):// + host)", v)
 	}
 
 	broker := r.one(t, kindBroker, "llm-proxy").typed.(*eventingv1.Broker)
