@@ -75,4 +75,6 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 }
 
 // isHelp reports whether arg asks for help.
-func isHelp(arg string) bool { return arg == "--help" || arg == "-h" || arg == "help" || arg == "-help" }
+func isHelp(arg string) bool {
+	return arg == "--help" || arg == "-h" || arg == "help" || arg == "-help"
+}
