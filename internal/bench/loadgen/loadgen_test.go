@@ -151,8 +151,12 @@ func TestClosedLoopCounts(t *testing.T) {
 	if res.Throughput <= 0 || res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 {
 		t.Errorf("implausible figures %+v", res)
 	}
-	if n := c.conns.Load(); n > 4 {
-		t.Errorf("%d connections for 4 workers: keep-alive not working", n)
+	// Without keep-alive every request dials (200 connections). With it, a
+	// worker may still dial once while another's connection is on its way
+	// back to the pool, so a few over 4 happen under load (5 was seen under
+	// -race); 2x the workers bounds that race and still fails without reuse.
+	if n := c.conns.Load(); n > 8 {
+		t.Errorf("%d connections for 4 workers and 200 requests: keep-alive not working", n)
 	}
 }
 
