@@ -3,8 +3,7 @@
 // ENCRYPTION_KEY, the PostgreSQL store and, when REDIS_ADDR is set, the
 // Redis client; and it serves a function's handler on :$PORT with the
 // process runtime, ready when the database and Redis answer. Only the
-// function mains import it; Open asks the database one question (can the
-// configured keys read it?) and otherwise nothing here dials.
+// function mains import it.
 package deployable
 
 import (
@@ -32,9 +31,8 @@ type Resources struct {
 }
 
 // Open builds the resources; Close releases them after the server drained.
-// It checks, in one query, that ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS
-// can read the database's upstream keys (secrets.ErrWrongKey otherwise);
-// the Redis client connects on first use.
+// Nothing here dials: the pool and the client connect on first use, so a
+// function listens within milliseconds of exec.
 func Open(ctx context.Context, cfg config.Config) (*Resources, error) {
 	kr, err := secrets.KeyringFromConfig(cfg.Secrets, "")
 	if err != nil {
@@ -42,13 +40,6 @@ func Open(ctx context.Context, cfg config.Config) (*Resources, error) {
 	}
 	st, err := postgres.Open(ctx, cfg.Database)
 	if err != nil {
-		return nil, err
-	}
-	// One query: refuse to start with keys that cannot read the database
-	// (every token would answer 401). A database that does not answer yet is
-	// readiness's business, not a reason to stop.
-	if err := kr.CheckStore(ctx, st); errors.Is(err, secrets.ErrWrongKey) {
-		st.Close()
 		return nil, err
 	}
 	return &Resources{Keyring: kr, Store: st, Redis: redisconn.New(cfg.Redis)}, nil
@@ -67,12 +58,28 @@ func (r *Resources) Close() {
 }
 
 // Serve serves h on :$PORT until ctx ends, then drains (process.Serve);
-// readiness checks the database and Redis.
+// readiness checks the database and Redis. Beside serving, one query checks
+// that ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS can read the database's
+// upstream keys: keys that cannot (every token would answer 401) stop the
+// function with secrets.ErrWrongKey. It runs after the listener is up, so
+// a cold start never waits on the database; a database that does not
+// answer yet is readiness's business, not a reason to stop.
 func (r *Resources) Serve(ctx context.Context, cfg config.Config, log *slog.Logger, h http.Handler) error {
 	ln, err := net.Listen("tcp", process.FunctionAddr(cfg.Server))
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		if err := r.Keyring.CheckStore(ctx, r.Store); errors.Is(err, secrets.ErrWrongKey) {
+			stop(err)
+		}
+	}()
 	checks := append([]web.Check{{Name: "database", Check: r.Store.Ping}}, redisconn.Checks(r.Redis)...)
-	return process.Serve(ctx, log, ln, web.Chain(log, h), process.ServerOptions(cfg.Server, checks...))
+	err = process.Serve(ctx, log, ln, web.Chain(log, h), process.ServerOptions(cfg.Server, checks...))
+	if cause := context.Cause(ctx); errors.Is(cause, secrets.ErrWrongKey) {
+		return cause
+	}
+	return err
 }
