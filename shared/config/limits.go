@@ -20,15 +20,16 @@ type Limits struct {
 	Lease           int64         `env:"RATE_LIMIT_LEASE, default=32" desc:"Redis limiter: the most requests of one token a single admission may charge at once, for this process to admit them without a round trip until the current second ends. A lease never takes more than 1/8 of what a limit has left, so limits are never exceeded; unused leased capacity is given back within a second. 0 or 1: every request is a round trip (see docs/rate-limits.md)."`
 }
 
-// UseRedis reports whether limits are kept in Redis, given REDIS_ADDR.
-func (x Limits) UseRedis(redisAddr string) bool {
+// UseRedis reports whether limits are kept in Redis, given whether
+// REDIS_ADDR is set.
+func (x Limits) UseRedis(redisConfigured bool) bool {
 	switch x.Backend {
 	case "redis":
 		return true
 	case "memory":
 		return false
 	}
-	return redisAddr != ""
+	return redisConfigured
 }
 
 func (x Limits) validate() error {

@@ -22,7 +22,7 @@ func Open(cfg config.Limits, rdb redis.UniversalClient, keyPrefix string, log *s
 	mem := NewMemory(MemoryOptions{})
 	noClose := func(context.Context) error { return nil }
 	switch {
-	case cfg.Backend == "memory" || (cfg.Backend != "redis" && rdb == nil):
+	case !cfg.UseRedis(rdb != nil):
 		return Instrumented(mem, metrics), noClose, nil
 	case rdb == nil:
 		return nil, nil, errors.New("RATE_LIMIT_BACKEND=redis needs REDIS_ADDR")
