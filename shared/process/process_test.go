@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,9 +42,9 @@ func get(t *testing.T, url string) int {
 // follows the checks, other paths reach the handler.
 func TestHealthPaths(t *testing.T) {
 	t.Parallel()
-	down := false
+	var down atomic.Bool
 	checks := []web.Check{{Name: "database", Check: func(context.Context) error {
-		if down {
+		if down.Load() {
 			return context.DeadlineExceeded
 		}
 		return nil
@@ -63,7 +64,7 @@ func TestHealthPaths(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", tt.path, got, tt.want)
 		}
 	}
-	down = true
+	down.Store(true)
 	if got := get(t, base+"/ready"); got != http.StatusServiceUnavailable {
 		t.Errorf("GET /ready with the database down = %d, want 503", got)
 	}
