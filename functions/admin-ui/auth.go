@@ -175,7 +175,9 @@ func (h *handler) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
 }
 
 // audit records a sign-in or sign-out; failures to record are logged by the
-// recorder and do not block the user.
+// recorder and do not block the user. Failed sign-ins are aggregated
+// (RecordDenial): a client repeating one writes a record and a summary per
+// window, not a record per attempt (empty forms spend no budget).
 func (h *handler) audit(r *http.Request, actor audit.Actor, outcome, reason string, details map[string]any) {
 	rec := h.svc.Recorder()
 	action := ActionLogin
@@ -184,6 +186,10 @@ func (h *handler) audit(r *http.Request, actor audit.Actor, outcome, reason stri
 	}
 	e := rec.Event(actor, action, outcome, details)
 	e.Reason = reason
+	if outcome != llmproxy.OutcomeSuccess {
+		_ = rec.RecordDenial(r.Context(), e)
+		return
+	}
 	_ = rec.Record(r.Context(), e)
 }
 

@@ -318,6 +318,12 @@ func TestSignInRateLimit(t *testing.T) {
 	if len(list.Events) != 1 {
 		t.Errorf("denied sign-in records: %d, want 1 (one per spent budget)", len(list.Events))
 	}
+	// Repeated failures are aggregated: the 20 empty forms and the 3 wrong
+	// tokens write one record per reason until the window ends.
+	list, _ = srv.Service.ListAudit(context.Background(), management.Actor{Name: "test"}, management.AuditQuery{Action: "admin.login", Outcome: "failure"})
+	if len(list.Events) != 2 {
+		t.Errorf("failed sign-in records: %d, want 2 (one per reason and window)", len(list.Events))
+	}
 }
 
 func TestSecurityHeadersAndAssets(t *testing.T) {
