@@ -77,9 +77,23 @@ func decision(r Request, res []result, allowed, quota bool) Decision {
 // without building it).
 func limited(r Request) bool {
 	windows := func(id string, l llmproxy.Limits) bool {
-		return id != "" && (l.RequestsPerMinute > 0 || l.RequestsPerDay > 0 || l.TokensPerMinute > 0 || l.TokensPerDay > 0)
+		if id == "" {
+			return false
+		}
+		for _, v := range windowLimits(l) {
+			if v > 0 {
+				return true
+			}
+		}
+		return false
 	}
 	return (r.MaxRequests > 0 && r.TokenID != "") || windows(r.TokenID, r.TokenLimits) || windows(r.ProjectID, r.ProjectLimits)
+}
+
+// windowLimits are l's window limits in kind order (0: none), what checks
+// and limited both read.
+func windowLimits(l llmproxy.Limits) [4]int64 {
+	return [4]int64{l.RequestsPerMinute, l.RequestsPerDay, l.TokensPerMinute, l.TokensPerDay}
 }
 
 // unlimited is the Decision for a request no limit applies to.

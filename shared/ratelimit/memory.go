@@ -88,10 +88,10 @@ func (m *Memory) shard(part string) *shard {
 
 // Admit checks and, when every check passes, consumes all limits of r at once.
 func (m *Memory) Admit(_ context.Context, r Request) (Decision, error) {
-	cs := checks(r)
-	if len(cs) == 0 && (r.MaxRequests <= 0 || r.TokenID == "") {
+	if !limited(r) {
 		return unlimited(), nil
 	}
+	cs := checks(r)
 	now := m.now()
 	sh := m.shard(partition(r))
 	sh.mu.Lock()

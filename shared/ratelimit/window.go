@@ -88,9 +88,8 @@ func checks(r Request) []check {
 			}
 		}
 	}
-	t, p := r.TokenLimits, r.ProjectLimits
-	add("token", r.TokenID, [4]int64{t.RequestsPerMinute, t.RequestsPerDay, t.TokensPerMinute, t.TokensPerDay})
-	add("project", r.ProjectID, [4]int64{p.RequestsPerMinute, p.RequestsPerDay, p.TokensPerMinute, p.TokensPerDay})
+	add("token", r.TokenID, windowLimits(r.TokenLimits))
+	add("project", r.ProjectID, windowLimits(r.ProjectLimits))
 	return out
 }
 
