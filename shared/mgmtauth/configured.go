@@ -10,13 +10,6 @@ import (
 	"github.com/llm-proxy/llm-proxy/shared/failbudget"
 )
 
-// FromConfig authenticates management API requests with verify, with the
-// MANAGEMENT_AUTH_FAILURE_* budget kept in this process; denials are audited
-// by rec. Instances behind one Redis should use Shared.
-func FromConfig(verify Verifier, cfg config.Audit, rec *audit.Recorder, log *slog.Logger) *Auth {
-	return Shared(verify, cfg, rec, SharedBudget{}, log)
-}
-
 // SharedBudget is where the failure budget is kept and counted.
 type SharedBudget struct {
 	Redis     redis.UniversalClient // nil: in memory
@@ -24,8 +17,9 @@ type SharedBudget struct {
 	Metrics   *failbudget.Metrics   // may be nil
 }
 
-// Shared is FromConfig with the failure budget in b.Redis (shared by every
-// instance) and counted in b.Metrics.
+// Shared authenticates management API requests with verify, with the
+// MANAGEMENT_AUTH_FAILURE_* budget in b.Redis (shared by every instance; nil:
+// in this process) and counted in b.Metrics; denials are audited by rec.
 func Shared(verify Verifier, cfg config.Audit, rec *audit.Recorder, b SharedBudget, log *slog.Logger) *Auth {
 	return New(verify, Options{
 		Recorder: rec, ActorName: audit.ActorManagementAPI, FailureLimit: cfg.AuthFailureLimit,
