@@ -151,11 +151,16 @@ func newKey(name, b64 string) (*key, error) {
 // (e.g. "admin-ui-session"). It lets other parts get a stable secret without
 // a variable of their own; it changes when ENCRYPTION_KEY rotates.
 func (k *Keyring) DeriveKey(purpose string) ([]byte, error) {
-	out, err := hkdf.Key(sha256.New, k.current.raw, nil, "llm-proxy/v1/derived/"+purpose, 32)
+	out, err := derive(k.current.raw, purpose)
 	if err != nil {
 		return nil, fmt.Errorf("derive %s key: %w", purpose, err)
 	}
 	return out, nil
+}
+
+// derive is the HKDF-SHA-256 derivation of DeriveKey and DeriveKeys.
+func derive(raw []byte, purpose string) ([]byte, error) {
+	return hkdf.Key(sha256.New, raw, nil, "llm-proxy/v1/derived/"+purpose, 32)
 }
 
 // DeriveKeys returns the key DeriveKey(purpose) gives for every master key,
@@ -164,7 +169,7 @@ func (k *Keyring) DeriveKey(purpose string) ([]byte, error) {
 func (kr *Keyring) DeriveKeys(purpose string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(kr.all))
 	for _, k := range kr.all {
-		d, err := hkdf.Key(sha256.New, k.raw, nil, "llm-proxy/v1/derived/"+purpose, 32)
+		d, err := derive(k.raw, purpose)
 		if err != nil {
 			return nil, fmt.Errorf("derive %s key %s: %w", purpose, k.id, err)
 		}
