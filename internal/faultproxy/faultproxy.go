@@ -146,13 +146,6 @@ func (p *Proxy) Held() int {
 	return p.held
 }
 
-// Conns is how many connections are open through the proxy.
-func (p *Proxy) Conns() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
 // WaitHeld waits until at least n chunks are held, or fails t after
 // timeout.
 func (p *Proxy) WaitHeld(t testing.TB, n int, timeout time.Duration) {
