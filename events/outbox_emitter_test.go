@@ -384,3 +384,39 @@ func (o *switchedOutbox) Peek(ctx context.Context, n int) ([]OutboxEntry, error)
 	}
 	return o.Outbox.Peek(ctx, n)
 }
+
+// countingOutbox counts the calls that reach the outbox.
+type countingOutbox struct {
+	Outbox
+	appends, peeks atomic.Int64
+}
+
+func (o *countingOutbox) Append(ctx context.Context, evs []event.Event) (int, error) {
+	o.appends.Add(1)
+	return o.Outbox.Append(ctx, evs)
+}
+
+func (o *countingOutbox) Peek(ctx context.Context, n int) ([]OutboxEntry, error) {
+	o.peeks.Add(1)
+	return o.Outbox.Peek(ctx, n)
+}
+
+// While the sink takes everything, the outbox adds no work per batch: it is
+// read once at the start (what an earlier process left) and then only every
+// OutboxCheck, never written.
+func TestEmitterOutboxIdleWhileSinkIsUp(t *testing.T) {
+	s := newSink(t)
+	ob := &countingOutbox{Outbox: NewMemoryOutbox(1<<20, nil)}
+	opts := fastOutbox(ob, nil)
+	opts.OutboxCheck = time.Hour
+	e := NewEmitter(httpPublisher(t, s), opts, nil)
+	emit(e, 0, 50)
+	s.waitFor(50)
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.checkDelivered(50)
+	if a, p := ob.appends.Load(), ob.peeks.Load(); a != 0 || p != 1 {
+		t.Fatalf("outbox calls with the sink up: %d appends, %d peeks; want 0 and 1 (the start)", a, p)
+	}
+}
